@@ -1,0 +1,243 @@
+// Package email is crier's SMTP channel, built on github.com/wneessen/go-mail.
+// It sends one message per recipient over a small pool of long-lived
+// connections, gives every message a Message-ID derived from its delivery
+// key (so a resend is recognisable and updates thread in mail clients), and
+// classifies every failure by its SMTP reply code.
+package email
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	netmail "net/mail"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/wneessen/go-mail"
+
+	"github.com/crier-dev/crier/channels"
+	"github.com/crier-dev/crier/internal/fields"
+)
+
+// ErrClosed is returned (as a temporary failure) by Send after Close.
+var ErrClosed = errors.New("email: sender is closed")
+
+// Option adjusts a Sender for tests.
+type Option func(*options)
+
+type options struct {
+	tls *tls.Config
+	now func() time.Time
+}
+
+// WithTLSConfig sets the TLS configuration used for STARTTLS and implicit
+// TLS, typically to trust a test server's certificate through RootCAs.
+// ServerName defaults to the configured host.
+func WithTLSConfig(c *tls.Config) Option { return func(o *options) { o.tls = c } }
+
+// WithNow replaces the clock that stamps the Date header.
+func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Sender delivers email through one SMTP server. It is safe for concurrent
+// use; each pooled connection carries one message at a time.
+type Sender struct {
+	name    string
+	cfg     Config
+	from    *netmail.Address
+	replyTo *netmail.Address
+	now     func() time.Time
+	secrets []string // forms of the password that must never reach an error
+	pool    *pool
+}
+
+var _ channels.Channel = (*Sender)(nil)
+
+// New checks c (after applying its defaults) and returns a Sender. It does
+// not connect: connections are opened on first use.
+func New(name string, c Config, opts ...Option) (*Sender, error) {
+	c.Defaults()
+	if l := c.Validate(); len(l) > 0 {
+		return nil, fmt.Errorf("email channel %q: %w", name, l.Err())
+	}
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !c.Password.IsSet() && c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("email channel %q: password_file: %w", name, err)
+		}
+		c.Password = fields.Secret(strings.TrimRight(string(b), "\r\n"))
+		if !c.Password.IsSet() {
+			return nil, fmt.Errorf("email channel %q: password_file %q is empty", name, c.PasswordFile)
+		}
+	}
+	s := &Sender{name: name, cfg: c, now: o.now}
+	s.from, _ = netmail.ParseAddress(c.From) // Validate checked both
+	if c.ReplyTo != "" {
+		s.replyTo, _ = netmail.ParseAddress(c.ReplyTo)
+	}
+	if pw := c.Password.Reveal(); pw != "" {
+		s.secrets = []string{pw,
+			base64.StdEncoding.EncodeToString([]byte(pw)),
+			base64.StdEncoding.EncodeToString([]byte("\x00" + c.Username + "\x00" + pw))}
+	}
+	tc := &tls.Config{}
+	if o.tls != nil {
+		tc = o.tls.Clone()
+	}
+	if tc.ServerName == "" {
+		tc.ServerName = c.Host
+	}
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	tc.InsecureSkipVerify = tc.InsecureSkipVerify || c.InsecureSkipVerify
+	s.pool = newPool(c, tc)
+	return s, nil
+}
+
+// Name is the channel instance name.
+func (s *Sender) Name() string { return s.name }
+
+// Kind is channels.KindEmail.
+func (s *Sender) Kind() channels.Kind { return channels.KindEmail }
+
+// Close closes the pooled connections (politely, with QUIT). A Send still
+// in flight finishes and then closes its connection.
+func (s *Sender) Close() error {
+	s.pool.close()
+	return nil
+}
+
+// Send delivers m to m.Address once. A pooled connection that the server
+// dropped while idle is redialled and the message resent on the fresh one
+// before anything is reported, because nothing reached the server.
+func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt, error) {
+	msg, id, err := s.compose(m)
+	if err != nil {
+		return channels.Receipt{}, err
+	}
+	c, err := s.pool.acquire(ctx)
+	if err != nil {
+		return channels.Receipt{}, s.classifyDial(ctx, err)
+	}
+	fresh := c == nil
+	if fresh {
+		if c, err = s.pool.dial(ctx); err != nil {
+			s.pool.release(nil)
+			return channels.Receipt{}, s.classifyDial(ctx, err)
+		}
+	}
+	err = c.send(ctx, msg)
+	if err != nil && !fresh && ended(ctx) == nil && c.stale(err) {
+		c.discard()
+		if c, err = s.pool.dial(ctx); err != nil {
+			s.pool.release(nil)
+			return channels.Receipt{}, s.classifyDial(ctx, err)
+		}
+		err = c.send(ctx, msg)
+	}
+	delivered := err == nil || msg.IsDelivered() // a failed RSET after the 250 is not a failed delivery
+	if c.keep(err) {
+		s.pool.release(c)
+	} else {
+		c.discard()
+		s.pool.release(nil)
+	}
+	if !delivered {
+		return channels.Receipt{}, s.classifySend(ctx, err, c)
+	}
+	thread := m.Thread
+	if thread == "" {
+		thread = id
+	}
+	status := "250"
+	if r := msg.ServerResponse(); r != "" {
+		status += " " + r
+	}
+	return channels.Receipt{ProviderID: id, Status: status, Thread: thread}, nil
+}
+
+// compose builds the message; its failures are about this message only.
+func (s *Sender) compose(m channels.Message) (*mail.Msg, string, error) {
+	if m.Key == "" {
+		return nil, "", channels.Permanent(channels.ReasonRejected, "",
+			errors.New("email: message has no delivery key to derive its Message-ID from"))
+	}
+	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
+	msg.FromMailAddress(s.from)
+	if s.replyTo != nil {
+		msg.SetAddrHeaderFromMailAddress(mail.HeaderReplyTo, s.replyTo)
+	}
+	if err := msg.To(m.Address); err != nil {
+		return nil, "", channels.Permanent(channels.ReasonBadAddress, "", fmt.Errorf("email: recipient: %w", err))
+	}
+	bare := s.messageID(m.Key)
+	msg.SetMessageIDWithValue(bare) // adds the angle brackets
+	id := "<" + bare + ">"
+	if m.Thread != "" {
+		ref, err := threadRef(m.Thread)
+		if err != nil {
+			return nil, "", channels.Permanent(channels.ReasonRejected, "", err)
+		}
+		msg.SetGenHeader(mail.HeaderInReplyTo, ref)
+		msg.SetGenHeader(mail.HeaderReferences, ref)
+	}
+	msg.SetDateWithValue(s.now())
+	msg.Subject(m.Subject)
+	msg.SetGenHeader("X-Crier-Delivery", m.Key)
+	// RFC 3834: stops out-of-office replies to an incident bulletin.
+	msg.SetGenHeader("Auto-Submitted", "auto-generated")
+	msg.SetBodyString(mail.TypeTextPlain, m.Text)
+	if m.HTML != "" {
+		msg.AddAlternativeString(mail.TypeTextHTML, m.HTML)
+	}
+	return msg, id, nil
+}
+
+// messageID is 32 hex digits of SHA-256(key) + "@" + domain (the
+// Message-ID without its angle brackets):
+// the same key always gives the same ID, so a resend after an ambiguous
+// failure can be recognised by the receiving side.
+func (s *Sender) messageID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:16]) + "@" + s.cfg.MessageIDDomain
+}
+
+// threadRef turns a Receipt.Thread into an In-Reply-To/References value,
+// refusing anything that could break out of the header line.
+func threadRef(t string) (string, error) {
+	if len(t) > 900 || strings.ContainsFunc(t, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return "", fmt.Errorf("email: thread reference %q is not a Message-ID", t)
+	}
+	if !strings.HasPrefix(t, "<") {
+		t = "<" + t + ">"
+	}
+	return t, nil
+}
+
+// scrub removes every form of the password from an error's text. Go-mail
+// never puts it there, but a server may echo what it was sent.
+func (s *Sender) scrub(err error) error {
+	if err == nil || len(s.secrets) == 0 {
+		return err
+	}
+	msg := err.Error()
+	leaked := false
+	for _, sec := range s.secrets {
+		if strings.Contains(msg, sec) {
+			msg, leaked = strings.ReplaceAll(msg, sec, fields.Redacted), true
+		}
+	}
+	if !leaked {
+		return err
+	}
+	return errors.New(msg) // no Unwrap: the original text must not be reachable
+}

@@ -1,0 +1,334 @@
+package email
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wneessen/go-mail"
+)
+
+// pool keeps up to PoolSize connections. A slot is taken for every
+// connection that is open or being dialled, so there are never more than
+// PoolSize connections to the server, idle ones included.
+type pool struct {
+	cfg   Config
+	tls   *tls.Config
+	base  []mail.Option
+	slots chan struct{}
+
+	mu     sync.Mutex
+	idle   []*conn // most recently used last
+	closed bool
+}
+
+func newPool(c Config, tc *tls.Config) *pool {
+	opts := []mail.Option{
+		// Port and policy are always explicit: go-mail's defaults are 25
+		// and mandatory STARTTLS.
+		mail.WithPort(c.Port),
+		mail.WithTimeout(c.Timeout),
+		mail.WithHELO(c.HELO),
+		mail.WithTLSConfig(tc),
+		// No NOOP probe before and after every message: two round trips
+		// of seven. A dead idle connection shows on MAIL instead, which
+		// stale recognises; RSET stays, as the reference advises.
+		mail.WithoutNoop(),
+	}
+	switch c.TLS {
+	case TLSStartTLS:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSMandatory))
+	case TLSOpportunistic:
+		opts = append(opts, mail.WithTLSPolicy(mail.TLSOpportunistic))
+	case TLSImplicit:
+		// The dial function does the TLS handshake itself; WithSSL only
+		// keeps go-mail from trying STARTTLS on top.
+		opts = append(opts, mail.WithSSL(), mail.WithTLSPolicy(mail.NoTLS))
+	default:
+		opts = append(opts, mail.WithTLSPolicy(mail.NoTLS))
+	}
+	if c.Username != "" {
+		auth := map[string]mail.SMTPAuthType{
+			AuthPlain: mail.SMTPAuthPlain, AuthLogin: mail.SMTPAuthLogin,
+			AuthCramMD5: mail.SMTPAuthCramMD5, AuthScramSHA256: mail.SMTPAuthSCRAMSHA256,
+		}[c.Auth]
+		opts = append(opts, mail.WithSMTPAuth(auth),
+			mail.WithUsername(c.Username), mail.WithPassword(c.Password.Reveal()))
+	}
+	return &pool{cfg: c, tls: tc, base: opts, slots: make(chan struct{}, c.PoolSize)}
+}
+
+// acquire takes a slot and returns an idle connection, or nil when the
+// caller must dial one. The slot is given back by release.
+func (p *pool) acquire(ctx context.Context) (*conn, error) {
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		<-p.slots
+		return nil, ErrClosed
+	}
+	if n := len(p.idle); n > 0 {
+		c := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		return c, nil
+	}
+	return nil, nil
+}
+
+// release returns c (nil when it was discarded) and its slot.
+func (p *pool) release(c *conn) {
+	if c != nil {
+		p.mu.Lock()
+		if !p.closed {
+			p.idle = append(p.idle, c)
+			c = nil
+		}
+		p.mu.Unlock()
+		if c != nil {
+			c.quit()
+		}
+	}
+	<-p.slots
+}
+
+// close says QUIT on every idle connection; busy ones quit on release.
+func (p *pool) close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range idle {
+		wg.Go(c.quit)
+	}
+	wg.Wait()
+}
+
+// dial opens, secures and authenticates one connection.
+func (p *pool) dial(ctx context.Context) (*conn, error) {
+	c := &conn{timeout: p.cfg.Timeout}
+	release := func() {}
+	dialFn := func(dctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c.raw = &trackedConn{Conn: nc}
+		// Bound by the caller's context, not go-mail's dial context,
+		// which it cancels as soon as the greeting is done.
+		release = c.raw.bind(ctx)
+		if p.cfg.TLS != TLSImplicit {
+			return c.raw, nil
+		}
+		// TLS on top of the tracked connection, so its failures and
+		// deadlines are seen; go-mail's own implicit TLS would hide them.
+		tc := tls.Client(c.raw, p.tls)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			return nil, err
+		}
+		return tc, nil
+	}
+	opts := append(append([]mail.Option(nil), p.base...), mail.WithDialContextFunc(dialFn))
+	mc, err := mail.NewClient(p.cfg.Host, opts...)
+	if err != nil {
+		return nil, err
+	}
+	err = mc.DialWithContext(ctx)
+	release()
+	if err != nil {
+		if c.raw != nil {
+			_ = c.raw.Conn.Close() // go-mail leaves it open after a failed EHLO, STARTTLS or AUTH
+		}
+		return nil, err
+	}
+	c.mc = mc
+	return c, nil
+}
+
+// conn is one pooled SMTP session.
+type conn struct {
+	mc      *mail.Client
+	raw     *trackedConn
+	timeout time.Duration
+}
+
+// send transmits one message, bounded by ctx as well as the timeout.
+func (c *conn) send(ctx context.Context, msg *mail.Msg) error {
+	release := c.raw.bind(ctx)
+	defer release()
+	// go-mail extends the deadline only after its NOOP probe, and an idle
+	// connection's deadline has long passed: extend it first.
+	_ = c.raw.SetDeadline(time.Now().Add(c.timeout))
+	return c.mc.Send(msg)
+}
+
+// stale reports whether err says the server had hung up on this idle
+// connection before our message began, so a resend on a fresh one is safe.
+func (c *conn) stale(err error) bool {
+	var se *mail.SendError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Reason {
+	case mail.ErrConnCheck: // go-mail knew the connection was gone
+		return true
+	case mail.ErrSMTPMailFrom:
+		// MAIL met a closed line, or the "421 4.4.2 idle timeout" the
+		// server left behind when it hung up; nothing was accepted.
+		return (se.ErrorCode() == 0 && hungUp(c.raw.ioErr())) || se.ErrorCode() == 421
+	}
+	return false
+}
+
+// keep reports whether the connection is fit for the next message.
+func (c *conn) keep(err error) bool {
+	if err == nil {
+		return true
+	}
+	if c.raw.failed() {
+		return false
+	}
+	var se *mail.SendError
+	if !errors.As(err, &se) || se.ErrorCode() == 0 || se.ErrorCode() == 421 || se.Reason == mail.ErrSMTPReset {
+		return false
+	}
+	// The server refused this message but is still talking; go-mail does
+	// not RSET after a DATA failure, so do it before reuse.
+	return c.mc.Reset() == nil
+}
+
+// discard drops the connection without a word: it is broken or in doubt.
+func (c *conn) discard() { _ = c.raw.Conn.Close() }
+
+// quit ends the session politely, but never waits long for it.
+func (c *conn) quit() {
+	_ = c.raw.SetDeadline(time.Now().Add(min(c.timeout, 2*time.Second)))
+	_ = c.mc.Close()
+	_ = c.raw.Conn.Close()
+}
+
+// trackedConn remembers the first I/O error since bind, so a failure
+// go-mail reports without a cause can still be told apart (timeout, reset),
+// and keeps every deadline within the bound context's.
+type trackedConn struct {
+	net.Conn
+	mu      sync.Mutex
+	limit   time.Time // the bound context's deadline, zero if none
+	aborted bool      // the bound context ended: deadlines stay in the past
+	err     error
+}
+
+// past is a deadline that has always passed.
+func past() time.Time { return time.Unix(1, 0) }
+
+func (t *trackedConn) Read(b []byte) (int, error) {
+	n, err := t.Conn.Read(b)
+	if err != nil {
+		t.note(err)
+	}
+	return n, err
+}
+
+func (t *trackedConn) Write(b []byte) (int, error) {
+	n, err := t.Conn.Write(b)
+	if err != nil {
+		t.note(err)
+	}
+	return n, err
+}
+
+func (t *trackedConn) note(err error) {
+	t.mu.Lock()
+	if t.err == nil {
+		t.err = err
+	}
+	t.mu.Unlock()
+}
+
+func (t *trackedConn) SetDeadline(d time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Conn.SetDeadline(t.clamp(d))
+}
+
+func (t *trackedConn) SetReadDeadline(d time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Conn.SetReadDeadline(t.clamp(d))
+}
+
+func (t *trackedConn) SetWriteDeadline(d time.Time) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.Conn.SetWriteDeadline(t.clamp(d))
+}
+
+func (t *trackedConn) clamp(d time.Time) time.Time {
+	if t.aborted {
+		return past()
+	}
+	if !t.limit.IsZero() && (d.IsZero() || t.limit.Before(d)) {
+		return t.limit
+	}
+	return d
+}
+
+// bind ties the connection to ctx until release is called: deadlines never
+// pass ctx's, and its cancellation interrupts any read or write at once.
+func (t *trackedConn) bind(ctx context.Context) (release func()) {
+	t.mu.Lock()
+	t.err, t.aborted = nil, false
+	t.limit, _ = ctx.Deadline()
+	t.mu.Unlock()
+	stop := func() bool { return false }
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() {
+			t.mu.Lock()
+			t.aborted = true
+			_ = t.Conn.SetDeadline(past())
+			t.mu.Unlock()
+		})
+	}
+	return func() {
+		stopped := stop()
+		t.mu.Lock()
+		t.limit = time.Time{}
+		if ctx.Done() != nil && !stopped {
+			// ctx ended and the abort may still be on its way: treat the
+			// connection as aborted now rather than race with it.
+			t.aborted = true
+		}
+		t.mu.Unlock()
+	}
+}
+
+func (t *trackedConn) ioErr() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// failed reports whether the connection saw an I/O error or was aborted.
+func (t *trackedConn) failed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err != nil || t.aborted
+}
+
+// hungUp reports whether err is the other side closing the connection.
+func hungUp(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

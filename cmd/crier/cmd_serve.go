@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/crier-dev/crier/server"
+)
+
+func serveCmd(e *env) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run crier: deliver queued messages, fire scheduled briefings, serve the API",
+		Long: `Run crier until SIGTERM or Ctrl-C. On start it resumes every queued delivery, handles deliveries that
+were in flight when crier last stopped by each channel's in_doubt policy (resend or hold as unknown),
+and fires briefings missed while it was down (within schedule.grace, marked late). On SIGTERM it stops
+claiming, lets in-flight sends finish (bounded), and exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withApp(cmd, e, func(ctx context.Context, a *app) error {
+				if listen != "" {
+					a.cfg.Server.Listen = listen
+				}
+				return a.serve(ctx)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "listen address (overrides server.listen)")
+	return cmd
+}
+
+// serve runs the dispatcher, the scheduler and the HTTP server until ctx ends.
+func (a *app) serve(ctx context.Context) error {
+	holder := hostHolder()
+	if other, alive, err := a.st.Alive(ctx, "server"); err != nil {
+		return err
+	} else if alive {
+		return fmt.Errorf("another crier serve (%s) is running on %s: run one server per database", other, a.st.Path())
+	}
+	if err := a.st.Heartbeat(ctx, "server", holder, 10*time.Second); err != nil {
+		return err
+	}
+	defer a.st.ReleaseHeartbeat(context.WithoutCancel(ctx), "server", holder)
+	if err := a.disp.Recover(ctx); err != nil {
+		return err
+	}
+	if err := a.sched.CatchUp(ctx); err != nil {
+		a.log.Error("catching up missed briefings", "err", err)
+	}
+	ln, err := net.Listen("tcp", a.cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("server.listen %s: %w", a.cfg.Server.Listen, err)
+	}
+	var tokens []server.Token
+	for _, t := range a.cfg.Server.Tokens {
+		tokens = append(tokens, server.Token{Name: t.Name, Role: t.Role, Value: t.Token})
+	}
+	srv := &http.Server{Handler: server.New(server.Options{Incidents: a, Store: a.st, Tokens: tokens, Log: a.log, Notify: a.disp.Notify,
+		Ready: func() error {
+			if !a.sched.Running() {
+				return errors.New("scheduler not running")
+			}
+			return nil
+		}}),
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := a.disp.Run(runCtx); err != nil {
+			errc <- fmt.Errorf("dispatcher: %w", err)
+			stop()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+			stop()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(3 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+				if err := a.st.Heartbeat(runCtx, "server", holder, 10*time.Second); err != nil && runCtx.Err() == nil {
+					a.log.Error("heartbeat", "err", err)
+				}
+			}
+		}
+	}()
+	a.sched.Start(runCtx)
+	a.log.Info("crier serving", "listen", ln.Addr().String(), "database", a.st.Path(), "channels", len(a.chans), "briefings", len(a.schedule))
+	fmt.Fprintf(a.env.stderr, "crier serving on http://%s (database %s); Ctrl-C to stop\n", ln.Addr(), a.st.Path())
+
+	<-runCtx.Done()
+	a.log.Info("crier stopping: no new claims; waiting for in-flight sends")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	a.sched.Stop()
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	a.log.Info("crier stopped cleanly")
+	return nil
+}

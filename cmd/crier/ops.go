@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/crier-dev/crier/config"
+	"github.com/crier-dev/crier/dispatch"
+	"github.com/crier-dev/crier/incidents"
+	"github.com/crier-dev/crier/scheduler"
+	"github.com/crier-dev/crier/store"
+	"github.com/crier-dev/crier/templates"
+)
+
+// alertEvent is the template event an alert rule uses for an incident event.
+func alertEvent(r *config.AlertRule, on string) string {
+	if r.Template != "" {
+		return r.Template
+	}
+	switch on {
+	case "open":
+		return templates.EventAlert
+	case "resolve":
+		return templates.EventResolve
+	}
+	return templates.EventUpdate
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// incidentRequest routes an incident event through the alert rules.
+func (a *app) incidentRequest(inc *incidents.Incident, u incidents.Update) dispatch.Request {
+	req := dispatch.Request{Key: fmt.Sprintf("incident:%s:%d", inc.ID, u.Seq), Kind: "incident", Name: u.Kind, Incident: inc,
+		Critical: inc.Severity == incidents.Critical}
+	for _, name := range sortedKeys(a.cfg.Alerts) {
+		r := a.cfg.Alerts[name]
+		if !slices.Contains(r.On, u.Kind) {
+			continue
+		}
+		if !inc.Severity.AtLeast(incidents.Severity(r.MinSeverity)) {
+			continue
+		}
+		if aud := a.cfg.Audiences[r.Audience]; aud != nil && !inc.Severity.AtLeast(incidents.Severity(aud.MinSeverity)) {
+			continue
+		}
+		req.Targets = append(req.Targets, dispatch.Target{Audience: r.Audience, Channels: r.Channels, Event: alertEvent(r, u.Kind)})
+	}
+	return req
+}
+
+// changeResult is what an incident change wrote.
+type changeResult = dispatch.IncidentResult
+
+// OpenIncident stores a new incident and plans its alerts, together.
+func (a *app) OpenIncident(ctx context.Context, c incidents.Change) (changeResult, error) {
+	inc, err := incidents.Open(c, a.env.now())
+	if err != nil {
+		return changeResult{}, err
+	}
+	var res changeResult
+	err = a.st.Write(ctx, func(tx *store.Tx) error {
+		if err := tx.CreateIncident(inc); err != nil {
+			return err
+		}
+		res = changeResult{Incident: inc, Update: inc.Timeline[0]}
+		return a.planIncident(tx, &res)
+	})
+	return res, err
+}
+
+// ChangeIncident applies an update or a resolution and plans its alerts, together.
+func (a *app) ChangeIncident(ctx context.Context, id, kind string, c incidents.Change) (changeResult, error) {
+	var res changeResult
+	err := a.st.Write(ctx, func(tx *store.Tx) error {
+		inc, err := tx.Incident(id)
+		if err != nil {
+			return err
+		}
+		u, err := inc.Apply(kind, c, a.env.now())
+		if err != nil {
+			return err
+		}
+		if err := tx.SaveIncidentUpdate(inc, u); err != nil {
+			return err
+		}
+		res = changeResult{Incident: inc, Update: u}
+		return a.planIncident(tx, &res)
+	})
+	return res, err
+}
+
+func (a *app) planIncident(tx *store.Tx, res *changeResult) error {
+	req := a.incidentRequest(res.Incident, res.Update)
+	if len(req.Targets) == 0 {
+		return nil
+	}
+	out, err := a.planner.PlanTx(tx, req)
+	res.Outcome = out
+	return err
+}
+
+// Brief plans the named briefing for the occurrence due at due.
+func (a *app) Brief(ctx context.Context, name string, due time.Time) (dispatch.Outcome, error) {
+	b := a.cfg.Briefings[name]
+	if b == nil {
+		return dispatch.Outcome{}, fmt.Errorf("briefing %q is not in the config (known: %s)", name, strings.Join(sortedKeys(a.cfg.Briefings), ", "))
+	}
+	title := b.Title
+	if title == "" {
+		title = name
+	}
+	req := dispatch.Request{Key: "briefing:" + name + ":" + due.UTC().Format("2006-01-02T15:04Z"), Kind: "briefing", Name: name,
+		BriefingName: title, Targets: []dispatch.Target{{Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
+	if spec := a.schedule[name]; spec != "" {
+		if s, err := scheduler.Parse(spec); err == nil {
+			req.NextBriefing = s.Next(a.env.now())
+		}
+	}
+	return a.planner.Plan(ctx, a.st, req)
+}
+
+// briefer adapts the app to the scheduler.
+type briefer struct{ a *app }
+
+func (b briefer) Brief(ctx context.Context, name string, due time.Time, late bool) (int64, error) {
+	out, err := b.a.Brief(ctx, name, due)
+	if err == nil {
+		b.a.disp.Notify()
+	}
+	return out.TriggerID, err
+}
+
+// sendRequest is an ad-hoc broadcast.
+type sendRequest struct {
+	Audience string   `json:"audience"`
+	Channels []string `json:"channels"`
+	Subject  string   `json:"subject"`
+	Body     string   `json:"body"`
+	Critical bool     `json:"critical"`
+	Key      string   `json:"key"`
+}
+
+// Send plans an ad-hoc message to an audience.
+func (a *app) Send(ctx context.Context, r sendRequest) (dispatch.Outcome, error) {
+	var problems []string
+	if r.Audience == "" {
+		problems = append(problems, "--audience is required")
+	} else if a.cfg.Audiences[r.Audience] == nil {
+		problems = append(problems, fmt.Sprintf("--audience %q does not exist (known: %s)", r.Audience, strings.Join(sortedKeys(a.cfg.Audiences), ", ")))
+	}
+	if len(r.Channels) == 0 {
+		problems = append(problems, "--channels is required (known: "+strings.Join(a.cfg.ChannelNames(), ", ")+")")
+	}
+	for _, c := range r.Channels {
+		if a.cfg.Channels[c] == nil {
+			problems = append(problems, fmt.Sprintf("--channels: %q does not exist (known: %s)", c, strings.Join(a.cfg.ChannelNames(), ", ")))
+		}
+	}
+	if strings.TrimSpace(r.Body) == "" {
+		problems = append(problems, "--body is required: the message text")
+	}
+	if len(problems) > 0 {
+		return dispatch.Outcome{}, errors.New(strings.Join(problems, "\n"))
+	}
+	key := r.Key
+	if key == "" {
+		h := sha256.Sum256([]byte(r.Audience + "\x00" + strings.Join(r.Channels, ",") + "\x00" + r.Subject + "\x00" + r.Body + "\x00" +
+			a.env.now().UTC().Format("2006-01-02T15:04")))
+		key = hex.EncodeToString(h[:8])
+	}
+	req := dispatch.Request{Key: "send:" + key, Kind: "send", Name: r.Subject, Subject: r.Subject, Body: r.Body, Critical: r.Critical,
+		Targets: []dispatch.Target{{Audience: r.Audience, Channels: r.Channels, Event: templates.EventMessage}}}
+	return a.planner.Plan(ctx, a.st, req)
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/crier-dev/crier/channels"
+	"github.com/crier-dev/crier/channels/email"
+	"github.com/crier-dev/crier/channels/sandbox"
+	"github.com/crier-dev/crier/channels/slack"
+	"github.com/crier-dev/crier/channels/twilio"
+	"github.com/crier-dev/crier/config"
+	"github.com/crier-dev/crier/dispatch"
+	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/scheduler"
+	"github.com/crier-dev/crier/store"
+	"github.com/crier-dev/crier/subscribers"
+	"github.com/crier-dev/crier/templates"
+)
+
+// wire.go is the one file that knows every concrete type: it turns a
+// config into channels, a planner, a dispatcher and a scheduler.
+
+// env is what every command gets from main: streams, clock, environment.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	now            func() time.Time
+	// channelOpts lets tests point real channels at in-process peers.
+	twilioOpts []twilio.Option
+	emailOpts  []email.Option
+	slackOpts  []slack.Option
+}
+
+// app is a loaded config with everything built from it.
+type app struct {
+	cfg      *config.Config
+	st       *store.Store
+	tmpl     *templates.Set
+	planner  *dispatch.Planner
+	disp     *dispatch.Dispatcher
+	sched    *scheduler.Scheduler
+	log      *slog.Logger
+	chans    map[string]channels.Channel
+	closers  []io.Closer
+	env      *env
+	schedule map[string]string // briefing → cron spec
+}
+
+// loadConfig reads and validates the config and the templates it names,
+// rendering every template against sample data.
+func loadConfig(path string, e *env) (*config.Config, *templates.Set, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config: %w (pass --config or set CRIER_CONFIG)", err)
+	}
+	abs, _ := absDir(path)
+	return parseConfig(raw, abs, e)
+}
+
+// parseConfig is loadConfig for bytes already read; dir anchors relative paths.
+func parseConfig(raw []byte, dir string, e *env) (*config.Config, *templates.Set, error) {
+	cfg, err := config.Parse(raw, dir, e.getenv)
+	var problems fields.List
+	if err != nil {
+		l, ok := fields.AsList(err)
+		if !ok {
+			return nil, nil, err
+		}
+		problems = l
+	}
+	var tmpl *templates.Set
+	if cfg != nil {
+		tmpl, err = templates.Load(cfg.Resolve(cfg.Templates.Dir))
+		if err != nil {
+			problems = append(problems, &fields.Error{Path: "templates.dir", Value: cfg.Templates.Dir, Msg: err.Error()})
+		} else {
+			for _, terr := range tmpl.Check() {
+				problems = append(problems, &fields.Error{Path: "templates", Msg: terr.Error()})
+			}
+			if len(problems) == 0 {
+				problems = append(problems, checkLocales(cfg, tmpl)...)
+			}
+		}
+	}
+	if err := problems.Err(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, tmpl, nil
+}
+
+// checkLocales makes sure every recipient of every briefing and alert rule
+// has templates in their language for every channel they would get, so a
+// missing Welsh template stops the config, not a broadcast.
+func checkLocales(cfg *config.Config, tmpl *templates.Set) fields.List {
+	var errs fields.List
+	people := cfg.People()
+	check := func(path, audience, event string, chans []string) {
+		a := cfg.Audiences[audience]
+		if a == nil {
+			return
+		}
+		seen := map[string]bool{}
+		for i := range people {
+			s := &people[i]
+			if !a.Selector.Match(s, subscribers.Nations()) {
+				continue
+			}
+			for _, ch := range chans {
+				k := cfg.Channels[ch].Kind()
+				key := string(k) + "/" + s.Locale
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				if !tmpl.Has(event, k, s.Locale) {
+					errs.Add(path, event, "no %s template for %s in locale %q (needed by %s): add %s/%s.%s.* to the templates directory",
+						k, event, s.Locale, s.ID, s.Locale, event, k)
+				}
+			}
+		}
+	}
+	for _, name := range sortedKeys(cfg.Briefings) {
+		b := cfg.Briefings[name]
+		check("briefings."+name+".template", b.Audience, b.Template, b.Channels)
+	}
+	for _, name := range sortedKeys(cfg.Alerts) {
+		r := cfg.Alerts[name]
+		for _, on := range r.On {
+			check("alerts."+name+".template", r.Audience, alertEvent(r, on), r.Channels)
+		}
+	}
+	return errs
+}
+
+// openApp loads the config, opens the store, syncs the config's
+// subscribers into it and builds channels, planner and dispatcher.
+func openApp(ctx context.Context, path string, e *env) (*app, error) {
+	cfg, tmpl, err := loadConfig(path, e)
+	if err != nil {
+		return nil, err
+	}
+	return buildApp(ctx, cfg, tmpl, e)
+}
+
+// buildApp builds everything from a loaded config.
+func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *env) (*app, error) {
+	log := newLogger(cfg.Log, e.stderr)
+	st, err := store.Open(ctx, cfg.Resolve(cfg.Store.Path), store.WithClock(e.now))
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, st: st, tmpl: tmpl, log: log, chans: map[string]channels.Channel{}, env: e, schedule: map[string]string{}}
+	if err := a.syncSubscribers(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	kinds := map[string]channels.Kind{}
+	a.disp = dispatch.New(st, dispatch.Options{Retry: cfg.Retry, Now: e.now, Log: log})
+	for _, name := range cfg.ChannelNames() {
+		ch, err := a.buildChannel(name, cfg.Channels[name])
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("channels.%s: %w", name, err)
+		}
+		a.chans[name] = ch
+		kinds[name] = ch.Kind()
+		a.disp.AddChannel(ch, cfg.Channels[name].Limits)
+	}
+	var auds []dispatch.Audience
+	for name, aud := range cfg.Audiences {
+		auds = append(auds, dispatch.Audience{Name: name, Selector: aud.Selector})
+	}
+	a.planner = dispatch.NewPlanner(dispatch.PlannerOptions{Templates: tmpl, Channels: kinds, Audiences: auds, Retry: cfg.Retry, Now: e.now,
+		DashboardURL: cfg.Server.PublicURL})
+	a.sched = scheduler.New(st, briefer{a}, scheduler.Options{Grace: cfg.Schedule.Grace, Now: e.now, Log: log})
+	for _, name := range sortedKeys(cfg.Briefings) {
+		if spec := cfg.Briefings[name].Schedule; spec != "" {
+			if err := a.sched.Add(name, spec); err != nil {
+				a.Close()
+				return nil, err
+			}
+			a.schedule[name] = spec
+		}
+	}
+	return a, nil
+}
+
+// buildChannel is the one place that maps a driver name to a package.
+func (a *app) buildChannel(name string, c *config.Channel) (channels.Channel, error) {
+	switch c.Driver {
+	case "sandbox":
+		return sandbox.New(name, *c.Sandbox)
+	case "twilio":
+		return twilio.New(name, *c.Twilio, a.env.twilioOpts...)
+	case "smtp":
+		s, err := email.New(name, *c.SMTP, a.env.emailOpts...)
+		if err == nil {
+			a.closers = append(a.closers, s)
+		}
+		return s, err
+	case "slack":
+		return slack.New(name, *c.Slack, append([]slack.Option{slack.WithLogger(a.log)}, a.env.slackOpts...)...)
+	}
+	return nil, fmt.Errorf("unknown driver %q", c.Driver)
+}
+
+// syncSubscribers makes the database's config-sourced subscribers match
+// the config file: added, changed and removed in one transaction.
+func (a *app) syncSubscribers(ctx context.Context) error {
+	people := a.cfg.People()
+	ids := make([]string, len(people))
+	for i := range people {
+		ids[i] = people[i].ID
+	}
+	return a.st.Write(ctx, func(tx *store.Tx) error {
+		if err := tx.UpsertSubscribers(people, "config"); err != nil {
+			return err
+		}
+		_, err := tx.RemoveSubscribersNotIn("config", ids)
+		return err
+	})
+}
+
+// Close releases channels and the store.
+func (a *app) Close() error {
+	var errs []error
+	for _, c := range a.closers {
+		errs = append(errs, c.Close())
+	}
+	if a.st != nil {
+		errs = append(errs, a.st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: lvl, ReplaceAttr: maskAttr}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// maskAttr keeps phone numbers and email addresses out of logs.
+func maskAttr(_ []string, at slog.Attr) slog.Attr {
+	switch at.Key {
+	case "address", "to", "phone", "email":
+		at.Value = slog.StringValue(maskAddress(at.Value.String()))
+	}
+	return at
+}
+
+func maskAddress(s string) string {
+	if i := strings.IndexByte(s, '@'); i > 0 {
+		return s[:1] + "***" + s[i:]
+	}
+	if len(s) > 4 {
+		return strings.Repeat("*", len(s)-4) + s[len(s)-4:]
+	}
+	return s
+}

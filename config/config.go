@@ -1,0 +1,261 @@
+// Package config loads crier's YAML configuration: defaults first, unknown
+// keys rejected with their line, secrets resolved from ${ENV} or a sibling
+// *_file key, and every problem reported at once with its key path. Each
+// component owns its own Config type; this package only composes them.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/crier-dev/crier/channels/email"
+	"github.com/crier-dev/crier/channels/sandbox"
+	"github.com/crier-dev/crier/channels/slack"
+	"github.com/crier-dev/crier/channels/twilio"
+	"github.com/crier-dev/crier/dispatch"
+	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/subscribers"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Store       Store                 `yaml:"store"`
+	Server      Server                `yaml:"server"`
+	Log         Log                   `yaml:"log"`
+	Templates   Templates             `yaml:"templates"`
+	Retry       dispatch.RetryPolicy  `yaml:"retry"`
+	Schedule    Schedule              `yaml:"schedule"`
+	Channels    map[string]*Channel   `yaml:"channels"`
+	Subscribers Subscribers           `yaml:"subscribers"`
+	Audiences   map[string]*Audience  `yaml:"audiences"`
+	Briefings   map[string]*Briefing  `yaml:"briefings"`
+	Alerts      map[string]*AlertRule `yaml:"alerts"`
+
+	// Dir is the directory of the config file; relative paths in it are
+	// relative to Dir.
+	Dir string `yaml:"-"`
+	// lines maps key paths to YAML lines, for error messages.
+	lines  map[string]int
+	people []subscribers.Subscriber
+}
+
+// Store says where the database lives.
+type Store struct {
+	// Path is the SQLite file (relative to the config file's directory).
+	Path string `yaml:"path"`
+}
+
+// Server configures crier serve's HTTP side.
+type Server struct {
+	Listen    string  `yaml:"listen"`
+	PublicURL string  `yaml:"public_url"`
+	Tokens    []Token `yaml:"tokens"`
+}
+
+// Token is a bearer token for the API.
+type Token struct {
+	Name      string        `yaml:"name"`
+	Role      string        `yaml:"role"`
+	Token     fields.Secret `yaml:"token"`
+	TokenFile string        `yaml:"token_file"`
+}
+
+// Log configures structured logs.
+type Log struct {
+	Format string `yaml:"format"` // text or json
+	Level  string `yaml:"level"`  // debug, info, warn, error
+}
+
+// Templates configures template overrides.
+type Templates struct {
+	Dir string `yaml:"dir"`
+}
+
+// Schedule configures the briefing scheduler.
+type Schedule struct {
+	// Grace is how late a briefing missed while crier was down may still go out.
+	Grace time.Duration `yaml:"grace"`
+}
+
+// Channel is one named channel instance.
+type Channel struct {
+	Driver          string `yaml:"driver"`
+	dispatch.Limits `yaml:",inline"`
+	Sandbox         *sandbox.Config `yaml:"sandbox"`
+	Twilio          *twilio.Config  `yaml:"twilio"`
+	SMTP            *email.Config   `yaml:"smtp"`
+	Slack           *slack.Config   `yaml:"slack"`
+}
+
+// Subscribers lists the people crier may notify.
+type Subscribers struct {
+	// CSV is a CSV file of subscribers (relative to the config file).
+	CSV string `yaml:"csv"`
+	// Inline subscribers written in the config itself.
+	Inline []subscribers.Subscriber `yaml:"inline"`
+}
+
+// Audience is a named subscriber selector.
+type Audience struct {
+	subscribers.Selector `yaml:",inline"`
+	// MinSeverity limits incident messages to incidents at least this severe.
+	MinSeverity string `yaml:"min_severity"`
+}
+
+// Briefing is a scheduled situation report.
+type Briefing struct {
+	Title    string   `yaml:"title"`
+	Schedule string   `yaml:"schedule"`
+	Audience string   `yaml:"audience"`
+	Template string   `yaml:"template"`
+	Channels []string `yaml:"channels"`
+}
+
+// AlertRule sends incident events to an audience.
+type AlertRule struct {
+	On          []string `yaml:"on"`
+	MinSeverity string   `yaml:"min_severity"`
+	Audience    string   `yaml:"audience"`
+	Channels    []string `yaml:"channels"`
+	Template    string   `yaml:"template"`
+}
+
+// Load reads, defaults, resolves and validates the config at path. The
+// error, if any, lists every problem (errors.As a *fields.List).
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	abs, _ := filepath.Abs(path)
+	return Parse(raw, filepath.Dir(abs), os.Getenv)
+}
+
+// Parse is Load for bytes already read; dir anchors relative paths and
+// getenv resolves ${ENV} secrets.
+func Parse(raw []byte, dir string, getenv func(string) string) (*Config, error) {
+	var errs fields.List
+	lines, keyErrs, perr := checkKeys(raw, Config{})
+	if perr != nil {
+		return nil, perr
+	}
+	errs = append(errs, keyErrs...)
+	c := &Config{}
+	if err := yaml.UnmarshalWithOptions(raw, c); err != nil {
+		errs = append(errs, &fields.Error{Path: "(yaml)", Msg: yaml.FormatError(err, false, true)})
+		return nil, errs.Err()
+	}
+	c.Dir, c.lines = dir, lines
+	c.defaults()
+	errs = append(errs, resolveSecrets(reflectValue(c), "", dir, getenv)...)
+	errs = append(errs, c.validate()...)
+	for _, e := range errs {
+		if e.Line == 0 {
+			e.Line = c.line(e.Path)
+		}
+	}
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
+	if err := errs.Err(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// line finds the YAML line of path or of its nearest parent.
+func (c *Config) line(path string) int {
+	for p := path; p != ""; p = parent(p) {
+		if l, ok := c.lines[p]; ok {
+			return l
+		}
+	}
+	return 0
+}
+
+func parent(p string) string {
+	for i := len(p) - 1; i >= 0; i-- {
+		if p[i] == '.' || p[i] == '[' {
+			return p[:i]
+		}
+	}
+	return ""
+}
+
+// Resolve turns a path from the config into a path relative to the
+// working directory.
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}
+
+func (c *Config) defaults() {
+	if c.Store.Path == "" {
+		c.Store.Path = "crier.db"
+	}
+	if c.Server.Listen == "" {
+		c.Server.Listen = "127.0.0.1:8080"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Schedule.Grace == 0 {
+		c.Schedule.Grace = 2 * time.Hour
+	}
+	c.Retry.Defaults()
+	for _, ch := range c.Channels {
+		if ch == nil {
+			continue
+		}
+		if ch.Twilio != nil {
+			ch.Twilio.Defaults()
+		}
+		if ch.SMTP != nil {
+			ch.SMTP.Defaults()
+		}
+		if ch.Slack != nil {
+			ch.Slack.Defaults()
+		}
+	}
+	for i := range c.Server.Tokens {
+		if c.Server.Tokens[i].Role == "" {
+			c.Server.Tokens[i].Role = "admin"
+		}
+	}
+}
+
+// ChannelNames lists the channel instances, sorted.
+func (c *Config) ChannelNames() []string { return sortedKeys(c.Channels) }
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Redacted renders the config as YAML with every secret shown as <secret>.
+func (c *Config) Redacted() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// ErrInvalid wraps every validation failure.
+var ErrInvalid = errors.New("config is invalid")

@@ -1,0 +1,294 @@
+// Package dispatch turns triggers into deliveries and deliveries into
+// sends. Plan writes every delivery of a trigger in one transaction before
+// anything is sent; the Dispatcher claims due deliveries with a lease,
+// paces them per channel, sends each once, classifies the outcome and
+// records it. It is the only place in crier that retries.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/crier-dev/crier/channels"
+	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/store"
+)
+
+// InDoubt policies: what to do with a delivery that was being sent when
+// the process died, so nobody knows whether the provider got it.
+const (
+	// InDoubtResend sends it again (at-least-once). Right where the
+	// receiver can recognise a duplicate (email Message-ID) or a duplicate
+	// is harmless.
+	InDoubtResend = "resend"
+	// InDoubtHold marks it unknown and leaves it for an operator
+	// (at-most-once): `crier retry` sends it again after a check.
+	InDoubtHold = "hold"
+)
+
+// Limits are one channel instance's pacing settings.
+type Limits struct {
+	// Concurrency is how many sends may be in flight at once (default 4).
+	Concurrency int `yaml:"concurrency"`
+	// Rate is the most sends per second (for SMS: segments per second);
+	// 0 means no limit.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many sends (segments) may go at once above Rate
+	// (default: max(1, Rate)).
+	Burst int `yaml:"burst"`
+	// InDoubt is resend or hold (default: hold for sms, resend otherwise).
+	InDoubt string `yaml:"in_doubt"`
+}
+
+// Validate reports every problem with l.
+func (l Limits) Validate() fields.List {
+	var errs fields.List
+	if l.Concurrency < 0 || l.Concurrency > 256 {
+		errs.Add("concurrency", fmt.Sprint(l.Concurrency), "must be between 1 and 256")
+	}
+	if l.Rate < 0 {
+		errs.Add("rate", fmt.Sprint(l.Rate), "must not be negative (0 means no limit)")
+	}
+	if l.Burst < 0 {
+		errs.Add("burst", fmt.Sprint(l.Burst), "must not be negative")
+	}
+	if l.InDoubt != "" && l.InDoubt != InDoubtResend && l.InDoubt != InDoubtHold {
+		errs.Add("in_doubt", l.InDoubt, "must be resend or hold")
+	}
+	return errs
+}
+
+// Pacer is implemented by channels that limit sends per destination (Slack
+// allows about one message a second per channel). The dispatcher waits on
+// it before each Send.
+type Pacer interface {
+	Wait(ctx context.Context, m channels.Message) error
+}
+
+// Observer hears about every recorded outcome (metrics).
+type Observer interface {
+	Observed(channel string, kind channels.Kind, status, reason string, latency time.Duration)
+}
+
+// Options configure a Dispatcher.
+type Options struct {
+	Retry RetryPolicy
+	// Lease is how long a claimed delivery stays ours (default 5m). It
+	// must be longer than any send takes.
+	Lease time.Duration
+	// Poll is how often an idle channel looks for due deliveries (default 250ms).
+	Poll time.Duration
+	// Grace bounds how long in-flight sends may take to finish after a
+	// stop (default 10s).
+	Grace time.Duration
+	// Now is the clock (tests pass a fake one); Rand the jitter source.
+	Now  func() time.Time
+	Rand func(int64) int64
+	Log  *slog.Logger
+	// Observer, if set, hears about every outcome.
+	Observer Observer
+}
+
+// Dispatcher sends queued deliveries through their channels.
+type Dispatcher struct {
+	st    *store.Store
+	opts  Options
+	lanes map[string]*lane
+	order []string
+	wake  chan struct{}
+}
+
+type lane struct {
+	ch      channels.Channel
+	limits  Limits
+	limiter *rate.Limiter
+	mu      sync.Mutex
+	paused  time.Time
+	pauses  int
+}
+
+// New builds a dispatcher over st. Add channels with AddChannel before Run.
+func New(st *store.Store, o Options) *Dispatcher {
+	o.Retry.Defaults()
+	if o.Lease == 0 {
+		o.Lease = 5 * time.Minute
+	}
+	if o.Poll == 0 {
+		o.Poll = 250 * time.Millisecond
+	}
+	if o.Grace == 0 {
+		o.Grace = 10 * time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Int64N
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Dispatcher{st: st, opts: o, lanes: map[string]*lane{}, wake: make(chan struct{}, 1)}
+}
+
+// AddChannel registers a channel instance with its limits.
+func (d *Dispatcher) AddChannel(ch channels.Channel, l Limits) {
+	if l.Concurrency <= 0 {
+		l.Concurrency = 4
+	}
+	if l.InDoubt == "" {
+		l.InDoubt = InDoubtResend
+		if ch.Kind() == channels.KindSMS {
+			l.InDoubt = InDoubtHold
+		}
+	}
+	ln := &lane{ch: ch, limits: l}
+	if l.Rate > 0 {
+		burst := l.Burst
+		if burst <= 0 {
+			burst = max(1, int(l.Rate))
+		}
+		ln.limiter = rate.NewLimiter(rate.Limit(l.Rate), burst)
+	}
+	d.lanes[ch.Name()] = ln
+	d.order = append(d.order, ch.Name())
+}
+
+// Channel returns the registered channel with that name.
+func (d *Dispatcher) Channel(name string) (channels.Channel, bool) {
+	ln, ok := d.lanes[name]
+	if !ok {
+		return nil, false
+	}
+	return ln.ch, true
+}
+
+// Notify tells idle lanes that new deliveries were planned, so they look
+// at once instead of at the next poll.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Recover handles deliveries left in sending by a process that died,
+// per each channel's in-doubt policy, and expires overdue ones. Call it
+// once before Run.
+func (d *Dispatcher) Recover(ctx context.Context) error {
+	for _, name := range d.order {
+		ln := d.lanes[name]
+		n, err := d.st.RecoverInFlight(ctx, name, ln.limits.InDoubt == InDoubtResend)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			d.opts.Log.Warn("deliveries were in flight when crier last stopped", "channel", name, "count", n, "policy", ln.limits.InDoubt)
+		}
+	}
+	n, err := d.st.ExpireOverdue(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		d.opts.Log.Warn("deliveries expired: their deadline passed while queued", "count", n)
+	}
+	return nil
+}
+
+// Run sends due deliveries on every channel until ctx is done, then lets
+// in-flight sends finish (bounded by Options.Grace), puts claimed but
+// unsent deliveries back in the queue and returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	return d.run(ctx, nil, nil)
+}
+
+// Drain sends the deliveries of the given triggers until none is queued or
+// sending, ctx ends, or only retries later than deadline remain. progress,
+// if set, is called about twice a second with the counts per status.
+func (d *Dispatcher) Drain(ctx context.Context, triggerIDs []int64, until time.Time, progress func(map[string]int)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.run(ctx, triggerIDs, nil) }()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	check := func() (bool, error) {
+		n, next, err := d.st.Pending(ctx, triggerIDs)
+		if err != nil {
+			return false, err
+		}
+		if progress != nil {
+			if c, err := d.st.Counts(ctx, triggerIDs); err == nil {
+				progress(c)
+			}
+		}
+		if n == 0 {
+			return true, nil
+		}
+		return !until.IsZero() && !next.IsZero() && next.After(until) && d.inFlight(ctx, triggerIDs) == 0, nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			return ctx.Err()
+		case err := <-done:
+			return err
+		case <-tick.C:
+			over, err := check()
+			if err != nil {
+				cancel()
+				<-done
+				return err
+			}
+			if over || (!until.IsZero() && d.opts.Now().After(until)) {
+				cancel()
+				<-done
+				if progress != nil {
+					if c, err := d.st.Counts(context.Background(), triggerIDs); err == nil {
+						progress(c)
+					}
+				}
+				return nil
+			}
+		}
+	}
+}
+
+func (d *Dispatcher) inFlight(ctx context.Context, triggerIDs []int64) int {
+	c, err := d.st.Counts(ctx, triggerIDs)
+	if err != nil {
+		return 1
+	}
+	return c[store.StatusSending]
+}
+
+func (d *Dispatcher) run(ctx context.Context, triggerIDs []int64, _ any) error {
+	rec := newRecorder(d.st, d.opts.Log)
+	recDone := make(chan error, 1)
+	go func() { recDone <- rec.run() }()
+	var wg sync.WaitGroup
+	for _, name := range d.order {
+		wg.Add(1)
+		go func(ln *lane) {
+			defer wg.Done()
+			d.runLane(ctx, ln, triggerIDs, rec)
+		}(d.lanes[name])
+	}
+	wg.Wait()
+	rec.close()
+	err := <-recDone
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}

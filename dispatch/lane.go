@@ -1,0 +1,287 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/crier-dev/crier/channels"
+	"github.com/crier-dev/crier/store"
+)
+
+// runLane claims and sends one channel's deliveries until ctx is done.
+func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, rec *recorder) {
+	// Sends get their own context: a stop lets them finish within Grace.
+	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSends()
+	jobs := make(chan store.Claimed)
+	var wg sync.WaitGroup
+	for range ln.limits.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range jobs {
+				if ctx.Err() != nil {
+					rec.add(store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "stopped", Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()})
+					continue
+				}
+				rec.add(d.send(ctx, sendCtx, ln, c))
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(d.opts.Grace):
+			cancelSends()
+			<-done
+		}
+	}()
+	batch := max(16, min(512, ln.limits.Concurrency*8))
+	for ctx.Err() == nil {
+		if wait := ln.pausedFor(d.opts.Now()); wait > 0 {
+			if !sleep(ctx, min(wait, time.Second)) {
+				return
+			}
+			continue
+		}
+		claimed, err := d.st.Claim(ctx, store.ClaimOptions{Channel: ln.ch.Name(), Limit: batch, Lease: d.opts.Lease,
+			Serial: ln.ch.Kind() == channels.KindSlack, TriggerIDs: triggerIDs})
+		if err != nil {
+			if ctx.Err() == nil {
+				d.opts.Log.Error("claim deliveries", "channel", ln.ch.Name(), "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		if len(claimed) == 0 {
+			rec.flushWait() // our own results may unblock serial rows
+			select {
+			case <-ctx.Done():
+			case <-d.wake:
+			case <-time.After(d.opts.Poll):
+			}
+			continue
+		}
+		for i, c := range claimed {
+			select {
+			case jobs <- c:
+			case <-ctx.Done():
+				for _, r := range claimed[i:] {
+					rec.add(store.Result{ID: r.ID, Status: store.StatusQueued, Reason: "stopped", Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()})
+				}
+				return
+			}
+		}
+		if ln.ch.Kind() == channels.KindSlack {
+			// Threads need the parent's reference recorded before the
+			// next claim can see it.
+			rec.flushWait()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func (ln *lane) pausedFor(now time.Time) time.Duration {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if now.Before(ln.paused) {
+		return ln.paused.Sub(now)
+	}
+	return 0
+}
+
+func (ln *lane) pause(until time.Time) {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if until.After(ln.paused) {
+		ln.paused = until
+		ln.pauses++
+	}
+}
+
+// send paces, sends and classifies one claimed delivery.
+func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claimed) store.Result {
+	m := channels.Message{DeliveryID: c.ID, Key: c.Key, Address: c.Address, Subject: c.Subject, Text: c.Text, HTML: c.HTML,
+		IncidentID: c.IncidentID, Thread: c.Thread, Metadata: map[string]string{"delivery_id": fmt.Sprint(c.ID), "trigger": c.TriggerKey}}
+	if c.IncidentID != "" {
+		m.Metadata["incident_id"] = c.IncidentID
+		m.ThreadSummary = fmt.Sprintf("%s %s: %s (%s)", strings.ToUpper(c.IncidentSeverity), c.IncidentID, c.IncidentTitle, c.IncidentStatus)
+	}
+	requeue := func(reason string) store.Result {
+		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: reason, Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()}
+	}
+	if ln.limiter != nil {
+		n := 1
+		if ln.ch.Kind() == channels.KindSMS && c.Segments > 1 {
+			n = min(c.Segments, ln.limiter.Burst())
+		}
+		if err := ln.limiter.WaitN(ctx, n); err != nil {
+			return requeue("stopped")
+		}
+	}
+	if p, ok := ln.ch.(Pacer); ok {
+		if err := p.Wait(ctx, m); err != nil {
+			return requeue("stopped")
+		}
+	}
+	start := d.opts.Now()
+	rcpt, err := ln.ch.Send(sendCtx, m)
+	latency := time.Since(start)
+	r := d.outcome(ln, c, rcpt, err)
+	if d.opts.Observer != nil {
+		d.opts.Observer.Observed(ln.ch.Name(), ln.ch.Kind(), r.Status, r.Reason, latency)
+	}
+	return r
+}
+
+// outcome turns a send's result into the delivery's next state.
+func (d *Dispatcher) outcome(ln *lane, c store.Claimed, rcpt channels.Receipt, err error) store.Result {
+	now := d.opts.Now()
+	if err == nil {
+		return store.Result{ID: c.ID, Status: store.StatusSent, ProviderID: rcpt.ProviderID, Segments: rcpt.Segments, Detail: rcpt.Status, Thread: rcpt.Thread}
+	}
+	reason, retryable, after := channels.Classify(err)
+	detail := err.Error()
+	if len(detail) > 500 {
+		detail = detail[:500]
+	}
+	log := d.opts.Log.With("channel", ln.ch.Name(), "delivery", c.ID, "reason", string(reason))
+	if reason.ChannelWide() {
+		pause := d.opts.Retry.ChannelPause
+		ln.pause(now.Add(pause))
+		log.Error("channel misconfigured: pausing it; recipients' attempts are not spent", "pause", pause.String(), "err", detail)
+		next := now.Add(pause)
+		if !c.Deadline.IsZero() && next.After(c.Deadline) {
+			return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: "deadline passed while the channel was misconfigured: " + detail}
+		}
+		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: string(reason), Detail: "channel paused: " + detail, NextAt: next, Uncount: true}
+	}
+	if !retryable {
+		log.Warn("delivery failed permanently", "err", detail)
+		return store.Result{ID: c.ID, Status: store.StatusFailed, Reason: string(reason), Detail: detail, OptOut: reason == channels.ReasonOptedOut}
+	}
+	if c.Attempts >= d.opts.Retry.MaxAttempts {
+		log.Warn("delivery expired: attempts exhausted", "attempts", c.Attempts, "err", detail)
+		return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: fmt.Sprintf("gave up after %d attempts: %s", c.Attempts, detail)}
+	}
+	next := now.Add(d.opts.Retry.Backoff(c.Attempts, after, d.opts.Rand))
+	if !c.Deadline.IsZero() && next.After(c.Deadline) {
+		log.Warn("delivery expired: deadline", "err", detail)
+		return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: "deadline reached: " + detail}
+	}
+	log.Info("delivery will be retried", "attempt", c.Attempts, "next_at", next.UTC().Format(time.RFC3339), "err", detail)
+	return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: string(reason), Detail: detail, NextAt: next}
+}
+
+// recorder batches results into few transactions: every outcome is
+// durable before the lane reports idle, and the writer is not hit once per
+// delivery.
+type recorder struct {
+	st      *store.Store
+	log     *slog.Logger
+	mu      sync.Mutex
+	pending []store.Result
+	kick    chan struct{}
+	flushed *sync.Cond
+	added   uint64 // results handed in
+	written uint64 // results written
+	closed  bool
+	err     error
+}
+
+func newRecorder(st *store.Store, log *slog.Logger) *recorder {
+	r := &recorder{st: st, log: log, kick: make(chan struct{}, 1)}
+	r.flushed = sync.NewCond(&r.mu)
+	return r
+}
+
+func (r *recorder) add(res store.Result) {
+	r.mu.Lock()
+	r.pending = append(r.pending, res)
+	r.added++
+	n := len(r.pending)
+	r.mu.Unlock()
+	if n == 1 || n >= 256 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flushWait blocks until everything added so far is written.
+func (r *recorder) flushWait() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	target := r.added
+	if r.written >= target || r.closed {
+		return
+	}
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	for r.written < target && !r.closed {
+		r.flushed.Wait()
+	}
+}
+
+func (r *recorder) close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) run() error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.kick:
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		batch := r.pending
+		r.pending = nil
+		closed := r.closed
+		r.mu.Unlock()
+		for len(batch) > 0 {
+			// Outcomes must be written even while stopping.
+			err := r.st.Record(context.Background(), batch)
+			if err == nil {
+				break
+			}
+			r.log.Error("record delivery outcomes; retrying", "count", len(batch), "err", err)
+			time.Sleep(200 * time.Millisecond)
+		}
+		r.mu.Lock()
+		r.written += uint64(len(batch))
+		r.flushed.Broadcast()
+		done := closed && len(r.pending) == 0
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,388 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/crier-dev/crier/channels"
+	"github.com/crier-dev/crier/incidents"
+	"github.com/crier-dev/crier/store"
+	"github.com/crier-dev/crier/subscribers"
+	"github.com/crier-dev/crier/templates"
+)
+
+// Audience is a named set of subscribers.
+type Audience struct {
+	Name     string
+	Selector subscribers.Selector
+}
+
+// Target is one audience reached over some channels with one template event.
+type Target struct {
+	Audience string
+	Channels []string
+	// Event names the templates to render: alert, update, resolve,
+	// briefing or message.
+	Event string
+}
+
+// Request is one trigger to plan.
+type Request struct {
+	// Key is the trigger's idempotency key: planning the same key twice
+	// writes nothing the second time.
+	Key string
+	// Kind is briefing, incident or send.
+	Kind string
+	// Name is the briefing name, the incident event or the broadcast's name.
+	Name    string
+	Targets []Target
+	// Incident is the incident the trigger is about (kind incident).
+	Incident *incidents.Incident
+	// Critical deliveries go first and ignore quiet hours.
+	Critical bool
+	// Subject and Body are an ad-hoc message's content (event message).
+	Subject, Body string
+	// BriefingName is the briefing's display name.
+	BriefingName string
+	// NextBriefing is when the briefing after this one is due (zero if unknown).
+	NextBriefing time.Time
+}
+
+// Outcome is what planning wrote.
+type Outcome struct {
+	TriggerID  int64          `json:"trigger_id"`
+	Key        string         `json:"trigger"`
+	Created    bool           `json:"created"` // false when the trigger had been planned before
+	Queued     int            `json:"queued"`
+	Suppressed int            `json:"suppressed"`
+	Deferred   int            `json:"deferred"`
+	ByChannel  map[string]int `json:"by_channel"`
+}
+
+// IncidentResult is what an incident change wrote: the incident, its new
+// timeline entry and the deliveries it planned.
+type IncidentResult struct {
+	Incident *incidents.Incident `json:"incident"`
+	Update   incidents.Update    `json:"update"`
+	Outcome  Outcome             `json:"deliveries"`
+}
+
+// Planner renders triggers into deliveries.
+type Planner struct {
+	tmpl      *templates.Set
+	kinds     map[string]channels.Kind
+	audiences map[string]Audience
+	retry     RetryPolicy
+	now       func() time.Time
+	dashboard string
+}
+
+// PlannerOptions configure a Planner.
+type PlannerOptions struct {
+	Templates    *templates.Set
+	Channels     map[string]channels.Kind // instance name → kind
+	Audiences    []Audience
+	Retry        RetryPolicy
+	Now          func() time.Time
+	DashboardURL string
+}
+
+// NewPlanner builds a planner.
+func NewPlanner(o PlannerOptions) *Planner {
+	o.Retry.Defaults()
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	p := &Planner{tmpl: o.Templates, kinds: o.Channels, audiences: map[string]Audience{}, retry: o.Retry, now: o.Now, dashboard: o.DashboardURL}
+	for _, a := range o.Audiences {
+		p.audiences[a.Name] = a
+	}
+	return p
+}
+
+// Plan plans req in its own transaction.
+func (p *Planner) Plan(ctx context.Context, st *store.Store, req Request) (Outcome, error) {
+	var out Outcome
+	err := st.Write(ctx, func(tx *store.Tx) error {
+		var err error
+		out, err = p.PlanTx(tx, req)
+		return err
+	})
+	return out, err
+}
+
+// PlanTx selects each target's audience, renders one message per
+// subscriber × channel and writes every delivery inside tx. If any
+// message cannot be rendered (a missing Welsh template, a template error)
+// it returns an error and tx must be rolled back: nothing is half-planned.
+func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
+	if err := p.check(req); err != nil {
+		return Outcome{}, err
+	}
+	now := p.now()
+	tr := &store.Trigger{Key: req.Key, Kind: req.Kind, Name: req.Name, CreatedAt: now}
+	if req.Incident != nil {
+		tr.IncidentID = req.Incident.ID
+	}
+	created, err := tx.CreateTrigger(tr)
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{TriggerID: tr.ID, Key: tr.Key, Created: created, ByChannel: map[string]int{}}
+	if !created {
+		out.Queued = tr.Planned
+		return out, nil
+	}
+	enq, err := tx.Enqueuer(tr.ID)
+	if err != nil {
+		return out, err
+	}
+	defer enq.Close()
+	err = p.each(tx, req, now, func(nd *store.NewDelivery, _ templates.Rendered) error {
+		nd.IncidentID = tr.IncidentID
+		before := enq.Written()
+		if err := enq.Add(nd); err != nil {
+			return err
+		}
+		if enq.Written() == before {
+			return nil // the same subscriber × channel through another target
+		}
+		switch {
+		case nd.Status == store.StatusSuppressed:
+			out.Suppressed++
+		default:
+			out.Queued++
+			out.ByChannel[nd.Channel]++
+			if nd.Reason == "quiet_hours" {
+				out.Deferred++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	if err := tx.SetPlanned(tr.ID, enq.Written()); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// each selects every target's audience and renders one delivery per
+// subscriber × channel, handing each to fn. The same subscriber and
+// channel may come twice through two targets; the store keeps the first.
+func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.NewDelivery, templates.Rendered) error) error {
+	optOuts, err := tx.OptOuts()
+	if err != nil {
+		return err
+	}
+	base, err := p.baseData(tx, req, now)
+	if err != nil {
+		return err
+	}
+	deadline := now.Add(p.retry.Deadline)
+	priority := 0
+	if req.Critical {
+		priority = 2
+	} else if req.Incident != nil && req.Incident.Severity == incidents.Major {
+		priority = 1
+	}
+	var nations []string
+	if req.Incident != nil {
+		nations = req.Incident.Nations()
+	}
+	zones := map[string]*time.Location{}
+	return tx.EachSubscriber(func(s *subscribers.Subscriber) error {
+		var data *templates.Data
+		for _, t := range req.Targets {
+			aud := p.audiences[t.Audience]
+			if !aud.Selector.Match(s, nations) {
+				continue
+			}
+			loc := zone(zones, s.TimeZone)
+			if data == nil {
+				d := base
+				d.RecipientID, d.RecipientName, d.RecipientLocale, d.RecipientTimeZone = s.ID, s.Name, s.Locale, s.TimeZone
+				d.RecipientNations = s.Nations
+				if !req.NextBriefing.IsZero() {
+					d.NextBriefing = templates.FormatTime(req.NextBriefing.In(loc), s.Locale)
+				}
+				data = &d
+			}
+			for _, chName := range t.Channels {
+				kind := p.kinds[chName]
+				nd := store.NewDelivery{SubscriberID: s.ID, Channel: chName, Kind: string(kind), Address: s.Address(kind),
+					Priority: priority, Status: store.StatusQueued, Deadline: deadline}
+				var r templates.Rendered
+				switch {
+				case nd.Address == "":
+					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "no_address", fmt.Sprintf("%s has no %s address", s.ID, kind)
+				case s.HasOptedOut(kind) || optOuts[string(kind)+":"+nd.Address]:
+					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "opted_out", fmt.Sprintf("%s opted out of %s", s.ID, kind)
+				default:
+					r, err = p.tmpl.Render(t.Event, kind, s.Locale, *data)
+					if err != nil {
+						return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, t.Event, kind, s.ID, s.Locale, err)
+					}
+					nd.Subject, nd.Text, nd.HTML, nd.Segments = r.Subject, r.Text, r.HTML, r.Segments
+					if s.QuietHours != nil && !req.Critical {
+						if end, ok := quietEnd(*s.QuietHours, now, loc); ok {
+							nd.NextAt, nd.Reason = end, "quiet_hours"
+							nd.Detail = "deferred until quiet hours end at " + end.In(loc).Format("15:04 MST")
+							if nd.Deadline.Before(end.Add(p.retry.Deadline)) {
+								nd.Deadline = end.Add(p.retry.Deadline)
+							}
+						}
+					}
+				}
+				if err := fn(&nd, r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Preview is one message a subscriber would get, rendered but not stored.
+type Preview struct {
+	Subscriber string             `json:"subscriber"`
+	Channel    string             `json:"channel"`
+	Kind       string             `json:"kind"`
+	Address    string             `json:"address"`
+	Status     string             `json:"status"`
+	Reason     string             `json:"reason,omitempty"`
+	Detail     string             `json:"detail,omitempty"`
+	Subject    string             `json:"subject,omitempty"`
+	Text       string             `json:"text,omitempty"`
+	HTML       string             `json:"html,omitempty"`
+	Encoding   templates.Encoding `json:"encoding,omitempty"`
+	Segments   int                `json:"segments,omitempty"`
+}
+
+// Preview renders what req would send, to the subscribers keep accepts,
+// without writing anything.
+func (p *Planner) Preview(ctx context.Context, st *store.Store, req Request, keep func(subscriberID string) bool) ([]Preview, error) {
+	if err := p.check(req); err != nil {
+		return nil, err
+	}
+	var out []Preview
+	errRollback := errors.New("preview: roll back")
+	err := st.Write(ctx, func(tx *store.Tx) error {
+		err := p.each(tx, req, p.now(), func(nd *store.NewDelivery, r templates.Rendered) error {
+			if keep != nil && !keep(nd.SubscriberID) {
+				return nil
+			}
+			out = append(out, Preview{Subscriber: nd.SubscriberID, Channel: nd.Channel, Kind: nd.Kind, Address: nd.Address, Status: nd.Status,
+				Reason: nd.Reason, Detail: nd.Detail, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Encoding: r.Encoding, Segments: r.Segments})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if errors.Is(err, errRollback) {
+		err = nil
+	}
+	return out, err
+}
+
+func (p *Planner) check(req Request) error {
+	var errs []string
+	if req.Key == "" {
+		errs = append(errs, "the trigger has no key")
+	}
+	if len(req.Targets) == 0 {
+		errs = append(errs, "the trigger has no audience")
+	}
+	for _, t := range req.Targets {
+		if _, ok := p.audiences[t.Audience]; !ok {
+			errs = append(errs, fmt.Sprintf("audience %q is not defined in the config", t.Audience))
+		}
+		for _, c := range t.Channels {
+			if _, ok := p.kinds[c]; !ok {
+				errs = append(errs, fmt.Sprintf("channel %q is not defined in the config", c))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New("plan: " + strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+func zone(cache map[string]*time.Location, name string) *time.Location {
+	if loc, ok := cache[name]; ok {
+		return loc
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil || name == "" {
+		loc = time.UTC
+	}
+	cache[name] = loc
+	return loc
+}
+
+// quietEnd reports whether now falls in q (in loc) and when it ends.
+func quietEnd(q subscribers.QuietHours, now time.Time, loc *time.Location) (time.Time, bool) {
+	if !q.Contains(now, loc) {
+		return time.Time{}, false
+	}
+	var h, m int
+	if _, err := fmt.Sscanf(q.End, "%d:%d", &h, &m); err != nil {
+		return time.Time{}, false
+	}
+	local := now.In(loc)
+	end := time.Date(local.Year(), local.Month(), local.Day(), h, m, 0, 0, loc)
+	if !end.After(now) {
+		end = time.Date(local.Year(), local.Month(), local.Day()+1, h, m, 0, 0, loc)
+	}
+	return end, true
+}
+
+// baseData is the part of the template data every recipient shares.
+func (p *Planner) baseData(tx *store.Tx, req Request, now time.Time) (templates.Data, error) {
+	d := templates.Data{Trigger: req.Key, Now: now, Subject: req.Subject, Body: req.Body, BriefingName: req.BriefingName}
+	if req.Incident != nil {
+		inc := incidentData(req.Incident)
+		d.IncidentID, d.Title, d.Severity, d.Status, d.Summary, d.UpdateText = inc.IncidentID, inc.Title, inc.Severity, inc.Status, inc.Summary, inc.UpdateText
+		d.OpenedAt, d.UpdatedAt, d.Impacts, d.Timeline = inc.OpenedAt, inc.UpdatedAt, inc.Impacts, inc.Timeline
+		if p.dashboard != "" {
+			d.DashboardURL = strings.TrimSuffix(p.dashboard, "/") + "/incidents/" + req.Incident.ID
+		}
+	}
+	if req.Kind == "briefing" {
+		list, err := tx.Incidents(false)
+		if err != nil {
+			return d, err
+		}
+		for _, inc := range list {
+			if inc.Active() || now.Sub(inc.ResolvedAt) < 24*time.Hour {
+				d.Incidents = append(d.Incidents, incidentData(inc))
+			}
+		}
+		if p.dashboard != "" {
+			d.DashboardURL = strings.TrimSuffix(p.dashboard, "/") + "/"
+		}
+	}
+	return d, nil
+}
+
+func incidentData(inc *incidents.Incident) templates.Incident {
+	out := templates.Incident{IncidentID: inc.ID, Title: inc.Title, Severity: string(inc.Severity), Status: string(inc.Status),
+		Summary: inc.Summary, OpenedAt: inc.OpenedAt, UpdatedAt: inc.UpdatedAt}
+	for _, im := range inc.Impacts {
+		out.Impacts = append(out.Impacts, templates.Impact{Service: im.Service, Nation: im.Nation, Status: string(im.Status), Workaround: im.Workaround})
+	}
+	for _, u := range inc.Timeline {
+		out.Timeline = append(out.Timeline, templates.Entry{At: u.At, Status: string(u.Status), Text: u.Text})
+	}
+	if n := len(inc.Timeline); n > 0 {
+		out.UpdateText = inc.Timeline[n-1].Text
+	}
+	return out
+}

@@ -1,0 +1,366 @@
+// Package server is crier's HTTP side: /healthz and /readyz, and the JSON
+// API under /api/v1 behind bearer tokens. It declares the small interfaces
+// it needs and knows no concrete channel, store query or template.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/crier-dev/crier/dispatch"
+	"github.com/crier-dev/crier/incidents"
+	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/store"
+)
+
+// Incidents is what the API needs to change incidents (and plan their alerts).
+type Incidents interface {
+	OpenIncident(ctx context.Context, c incidents.Change) (dispatch.IncidentResult, error)
+	ChangeIncident(ctx context.Context, id, kind string, c incidents.Change) (dispatch.IncidentResult, error)
+}
+
+// Store is what the API reads.
+type Store interface {
+	Incidents(ctx context.Context, activeOnly bool) ([]*incidents.Incident, error)
+	Incident(ctx context.Context, id string) (*incidents.Incident, error)
+	Log(ctx context.Context, f store.LogFilter, fn func(*store.LogEntry) error) error
+	APIRequest(ctx context.Context, key string) (store.APIResponse, bool, error)
+	SaveAPIRequest(ctx context.Context, key string, r store.APIResponse) error
+	Ping(ctx context.Context) error
+}
+
+// Token is one API bearer token with its role.
+type Token struct {
+	Name  string
+	Role  string // viewer, operator, admin
+	Value fields.Secret
+}
+
+// Options configure the server.
+type Options struct {
+	Incidents Incidents
+	Store     Store
+	Tokens    []Token
+	// Ready reports whether the scheduler and dispatcher are running.
+	Ready func() error
+	// Notify wakes the dispatcher after a change planned deliveries.
+	Notify func()
+	Log    *slog.Logger
+	// MaxBody caps request bodies (default 1 MiB).
+	MaxBody int64
+}
+
+// Server is the HTTP handler.
+type Server struct {
+	o   Options
+	mux *http.ServeMux
+}
+
+// New builds the handler.
+func New(o Options) *Server {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBody == 0 {
+		o.MaxBody = 1 << 20
+	}
+	if o.Notify == nil {
+		o.Notify = func() {}
+	}
+	s := &Server{o: o, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.Handle("GET /api/v1/incidents", s.auth("viewer", s.listIncidents))
+	s.mux.Handle("POST /api/v1/incidents", s.auth("operator", s.idempotent(s.openIncident)))
+	s.mux.Handle("GET /api/v1/incidents/{id}", s.auth("viewer", s.getIncident))
+	s.mux.Handle("POST /api/v1/incidents/{id}/updates", s.auth("operator", s.idempotent(s.changeIncident("update"))))
+	s.mux.Handle("POST /api/v1/incidents/{id}/resolve", s.auth("operator", s.idempotent(s.changeIncident("resolve"))))
+	s.mux.Handle("GET /api/v1/deliveries", s.auth("viewer", s.listDeliveries))
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "", fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.o.Store.Ping(ctx); err != nil {
+		http.Error(w, "database not writable", http.StatusServiceUnavailable)
+		return
+	}
+	if s.o.Ready != nil {
+		if err := s.o.Ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.Write([]byte("ready\n"))
+}
+
+var roleRank = map[string]int{"viewer": 1, "operator": 2, "admin": 3}
+
+// auth admits requests whose bearer token has at least role. Tokens are
+// compared in constant time, every token is compared (no early exit that
+// would time which one nearly matched).
+func (s *Server) auth(role string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || got == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="crier"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "", "send Authorization: Bearer <token> (tokens are in server.tokens)")
+			return
+		}
+		gotSum := sha256.Sum256([]byte(got))
+		var match *Token
+		for i := range s.o.Tokens {
+			want := sha256.Sum256([]byte(s.o.Tokens[i].Value.Reveal()))
+			if subtle.ConstantTimeCompare(gotSum[:], want[:]) == 1 {
+				match = &s.o.Tokens[i]
+			}
+		}
+		if match == nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="crier", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "unauthorized", "", "the bearer token is not valid")
+			return
+		}
+		if roleRank[match.Role] < roleRank[role] {
+			writeError(w, http.StatusForbidden, "forbidden", "", fmt.Sprintf("this needs the %s role", role))
+			return
+		}
+		h(w, r)
+	})
+}
+
+type apiError struct {
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	Field   string          `json:"field,omitempty"`
+	Details []*fields.Error `json:"details,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, field, msg string) {
+	writeJSON(w, status, map[string]apiError{"error": {Code: code, Message: msg, Field: field}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// fail maps an error to a JSON answer: field problems are 422 with every
+// problem listed, a missing incident 404, anything else 500 (logged, not
+// echoed).
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	if l, ok := fields.AsList(err); ok {
+		e := apiError{Code: "invalid", Message: l[0].Error(), Field: l[0].Path, Details: l}
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]apiError{"error": e})
+		return
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "", err.Error())
+		return
+	}
+	s.o.Log.Error("api request failed", "err", err)
+	writeError(w, http.StatusInternalServerError, "internal", "", "internal error; see the server log")
+}
+
+// decode reads a JSON body strictly: size-limited, unknown fields rejected.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", "", "send Content-Type: application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.o.MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &mbe):
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body over %d bytes", s.o.MaxBody))
+		case errors.As(err, &ute):
+			writeError(w, http.StatusBadRequest, "bad_json", ute.Field, fmt.Sprintf("field %s must be a %s", ute.Field, ute.Type))
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			writeError(w, http.StatusBadRequest, "unknown_field", f, fmt.Sprintf("unknown field %q", f))
+		default:
+			writeError(w, http.StatusBadRequest, "bad_json", "", "request body is not valid JSON: "+err.Error())
+		}
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "bad_json", "", "request body has more than one JSON value")
+		return false
+	}
+	return true
+}
+
+// recorder captures a handler's answer for Idempotency-Key replay.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	body   []byte
+}
+
+func (r *recorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+func (r *recorder) Write(b []byte) (int, error) {
+	r.body = append(r.body, b...)
+	return r.ResponseWriter.Write(b)
+}
+
+// idempotent replays the first answer to a POST with the same
+// Idempotency-Key and body, and refuses the key with a different body.
+func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		if key == "" {
+			h(w, r)
+			return
+		}
+		if len(key) > 200 {
+			writeError(w, http.StatusBadRequest, "bad_idempotency_key", "Idempotency-Key", "Idempotency-Key is longer than 200 characters")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.o.MaxBody))
+		if err != nil {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "", fmt.Sprintf("request body over %d bytes", s.o.MaxBody))
+			return
+		}
+		sum := sha256.Sum256(body)
+		hash := hex.EncodeToString(sum[:])
+		route := r.Method + " " + r.URL.Path
+		prev, ok, err := s.o.Store.APIRequest(r.Context(), key)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if ok {
+			if prev.Route != route || prev.BodyHash != hash {
+				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key", "this Idempotency-Key was used for a different request")
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(prev.Status)
+			w.Write(prev.Body)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		h(rec, r)
+		if rec.status < 500 {
+			if err := s.o.Store.SaveAPIRequest(context.WithoutCancel(r.Context()), key, store.APIResponse{Route: route, BodyHash: hash, Status: rec.status, Body: rec.body}); err != nil {
+				s.o.Log.Error("save idempotency key", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Server) listIncidents(w http.ResponseWriter, r *http.Request) {
+	list, err := s.o.Store.Incidents(r.Context(), r.URL.Query().Get("all") == "")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if list == nil {
+		list = []*incidents.Incident{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": list})
+}
+
+func (s *Server) getIncident(w http.ResponseWriter, r *http.Request) {
+	inc, err := s.o.Store.Incident(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, inc)
+}
+
+func (s *Server) openIncident(w http.ResponseWriter, r *http.Request) {
+	var c incidents.Change
+	if !s.decode(w, r, &c) {
+		return
+	}
+	res, err := s.o.Incidents.OpenIncident(r.Context(), c)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.o.Notify()
+	writeJSON(w, http.StatusCreated, res)
+}
+
+func (s *Server) changeIncident(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var c incidents.Change
+		if !s.decode(w, r, &c) {
+			return
+		}
+		res, err := s.o.Incidents.ChangeIncident(r.Context(), r.PathValue("id"), kind, c)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		s.o.Notify()
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.LogFilter{IncidentID: q.Get("incident"), Status: q.Get("status"), Channel: q.Get("channel"), Subscriber: q.Get("subscriber"),
+		Kind: q.Get("kind"), Limit: 500}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 5000 {
+			writeError(w, http.StatusBadRequest, "invalid", "limit", "limit must be a number from 1 to 5000")
+			return
+		}
+		f.Limit = n
+	}
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "invalid", "after", "after must be a delivery id (the next_cursor of the previous page)")
+			return
+		}
+		f.AfterID = n
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid", "since", "since must be an RFC 3339 time like 2026-11-25T08:00:00Z")
+			return
+		}
+		f.Since = t
+	}
+	list := []*store.LogEntry{}
+	if err := s.o.Store.Log(r.Context(), f, func(e *store.LogEntry) error { list = append(list, e); return nil }); err != nil {
+		s.fail(w, err)
+		return
+	}
+	resp := map[string]any{"deliveries": list}
+	if len(list) == f.Limit {
+		resp["next_cursor"] = strconv.FormatInt(list[len(list)-1].ID, 10)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

@@ -1,0 +1,161 @@
+package store
+
+import (
+	"crypto/sha256"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Delivery statuses.
+const (
+	StatusQueued     = "queued"
+	StatusSending    = "sending"
+	StatusSent       = "sent"
+	StatusDelivered  = "delivered"
+	StatusFailed     = "failed"
+	StatusExpired    = "expired"
+	StatusSuppressed = "suppressed"
+	StatusUnknown    = "unknown"
+)
+
+// Final reports whether a delivery in this status will not change without
+// outside input (a provider receipt, an operator's retry).
+func Final(status string) bool {
+	switch status {
+	case StatusQueued, StatusSending:
+		return false
+	}
+	return true
+}
+
+// Trigger is one reason to send: a briefing occurrence, an incident event
+// or a manual broadcast. Its Key makes planning idempotent.
+type Trigger struct {
+	ID         int64
+	Key        string
+	Kind       string // briefing, incident, send
+	Name       string
+	IncidentID string
+	Planned    int
+	CreatedAt  time.Time
+}
+
+// CreateTrigger inserts tr unless a trigger with the same key exists. It
+// reports whether it created one; either way tr.ID is set.
+func (t *Tx) CreateTrigger(tr *Trigger) (bool, error) {
+	if tr.CreatedAt.IsZero() {
+		tr.CreatedAt = t.s.now()
+	}
+	res, err := t.exec(`INSERT INTO triggers(key,kind,name,incident_id,created_at) VALUES(?,?,?,?,?) ON CONFLICT(key) DO NOTHING`,
+		tr.Key, tr.Kind, tr.Name, tr.IncidentID, ms(tr.CreatedAt))
+	if err != nil {
+		return false, fmt.Errorf("store: insert trigger %s: %w", tr.Key, err)
+	}
+	n, _ := res.RowsAffected()
+	var created int64
+	if err := t.queryRow(`SELECT id, planned, created_at FROM triggers WHERE key=?`, tr.Key).Scan(&tr.ID, &tr.Planned, &created); err != nil {
+		return false, fmt.Errorf("store: read trigger %s: %w", tr.Key, err)
+	}
+	tr.CreatedAt = fromMS(created)
+	return n == 1, nil
+}
+
+// SetPlanned records how many deliveries the trigger produced.
+func (t *Tx) SetPlanned(triggerID int64, n int) error {
+	_, err := t.exec(`UPDATE triggers SET planned=? WHERE id=?`, n, triggerID)
+	return err
+}
+
+// NewDelivery is one planned delivery as the planner hands it to the store.
+type NewDelivery struct {
+	SubscriberID string
+	Channel      string
+	Kind         string
+	Address      string
+	IncidentID   string
+	Priority     int
+	Status       string // queued or suppressed
+	Reason       string
+	Detail       string
+	Subject      string
+	Text         string
+	HTML         string
+	Segments     int
+	NextAt       time.Time
+	Deadline     time.Time
+}
+
+// Enqueuer writes the deliveries of one trigger inside one transaction,
+// storing each distinct rendered body once.
+type Enqueuer struct {
+	t       *Tx
+	trigger int64
+	ins     *sql.Stmt
+	msgIns  *sql.Stmt
+	bodies  map[[32]byte]int64
+	now     int64
+	written int
+}
+
+// Enqueuer prepares to write the deliveries of triggerID.
+func (t *Tx) Enqueuer(triggerID int64) (*Enqueuer, error) {
+	ins, err := t.tx.PrepareContext(t.ctx, `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,created_at,updated_at)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(trigger_id, subscriber_id, channel) DO NOTHING`)
+	if err != nil {
+		return nil, fmt.Errorf("store: prepare delivery insert: %w", err)
+	}
+	msgIns, err := t.tx.PrepareContext(t.ctx, `INSERT INTO messages(hash,subject,text,html,segments) VALUES(?,?,?,?,?)
+		ON CONFLICT(hash) DO UPDATE SET hash=excluded.hash RETURNING id`)
+	if err != nil {
+		ins.Close()
+		return nil, fmt.Errorf("store: prepare message insert: %w", err)
+	}
+	return &Enqueuer{t: t, trigger: triggerID, ins: ins, msgIns: msgIns, bodies: map[[32]byte]int64{}, now: ms(t.s.now())}, nil
+}
+
+// Add writes one delivery. A delivery that already exists for the same
+// trigger, subscriber and channel is left as it is.
+func (e *Enqueuer) Add(d *NewDelivery) error {
+	var msgID any
+	if d.Subject != "" || d.Text != "" || d.HTML != "" {
+		h := sha256.New()
+		h.Write([]byte(d.Subject))
+		h.Write([]byte{0})
+		h.Write([]byte(d.Text))
+		h.Write([]byte{0})
+		h.Write([]byte(d.HTML))
+		var key [32]byte
+		h.Sum(key[:0])
+		id, ok := e.bodies[key]
+		if !ok {
+			if err := e.msgIns.QueryRowContext(e.t.ctx, key[:], d.Subject, d.Text, d.HTML, d.Segments).Scan(&id); err != nil {
+				return fmt.Errorf("store: insert message body: %w", err)
+			}
+			e.bodies[key] = id
+		}
+		msgID = id
+	}
+	next := ms(d.NextAt)
+	if next == 0 {
+		next = e.now
+	}
+	res, err := e.ins.ExecContext(e.t.ctx, e.trigger, d.SubscriberID, d.Channel, d.Kind, d.Address, d.IncidentID, msgID,
+		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, e.now, e.now)
+	if err != nil {
+		return fmt.Errorf("store: insert delivery for %s on %s: %w", d.SubscriberID, d.Channel, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		e.written++
+	}
+	return nil
+}
+
+// Written is the number of deliveries Add has inserted.
+func (e *Enqueuer) Written() int { return e.written }
+
+// Close releases the prepared statements.
+func (e *Enqueuer) Close() error {
+	e.ins.Close()
+	return e.msgIns.Close()
+}

@@ -1,0 +1,229 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// LogEntry is one delivery as the log shows it.
+type LogEntry struct {
+	ID           int64     `json:"id"`
+	Kind         string    `json:"kind"`
+	Channel      string    `json:"channel"`
+	Subscriber   string    `json:"subscriber"`
+	Address      string    `json:"address"`
+	Status       string    `json:"status"`
+	Reason       string    `json:"reason"`
+	Detail       string    `json:"detail,omitempty"`
+	Attempts     int       `json:"attempts"`
+	ProviderID   string    `json:"provider_id"`
+	Segments     int       `json:"segments,omitempty"`
+	Trigger      string    `json:"trigger"`
+	TriggerKind  string    `json:"trigger_kind"`
+	IncidentID   string    `json:"incident_id,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	SentAt       time.Time `json:"sent_at,omitzero"`
+	NextAttempt  time.Time `json:"next_attempt_at,omitzero"`
+	Subject      string    `json:"subject,omitempty"`
+	Text         string    `json:"text,omitempty"`
+	HTML         string    `json:"html,omitempty"`
+	TriggerID    int64     `json:"-"`
+	SubscriberID string    `json:"-"`
+}
+
+// LogFilter selects deliveries; zero fields select everything.
+type LogFilter struct {
+	IncidentID string
+	Status     string
+	Channel    string
+	Kind       string
+	Subscriber string
+	Trigger    string // trigger key
+	TriggerIDs []int64
+	Since      time.Time
+	AfterID    int64 // cursor: only ids greater than this
+	Limit      int   // 0 = no limit
+	WithBody   bool
+}
+
+// Log calls fn for each delivery matching f, in id order.
+func (s *Store) Log(ctx context.Context, f LogFilter, fn func(*LogEntry) error) error {
+	cond, args := "1=1", []any{}
+	add := func(c string, v any) { cond += " AND " + c; args = append(args, v) }
+	if f.IncidentID != "" {
+		add("d.incident_id=?", f.IncidentID)
+	}
+	if f.Status != "" {
+		add("d.status=?", f.Status)
+	}
+	if f.Channel != "" {
+		add("d.channel=?", f.Channel)
+	}
+	if f.Kind != "" {
+		add("d.kind=?", f.Kind)
+	}
+	if f.Subscriber != "" {
+		add("d.subscriber_id=?", f.Subscriber)
+	}
+	if f.Trigger != "" {
+		add("t.key=?", f.Trigger)
+	}
+	if !f.Since.IsZero() {
+		add("d.created_at>=?", ms(f.Since))
+	}
+	if f.AfterID > 0 {
+		add("d.id>?", f.AfterID)
+	}
+	if len(f.TriggerIDs) > 0 {
+		cond += " AND d.trigger_id IN (" + placeholders(len(f.TriggerIDs)) + ")"
+		for _, id := range f.TriggerIDs {
+			args = append(args, id)
+		}
+	}
+	body := "'', '', ''"
+	if f.WithBody {
+		body = "COALESCE(m.subject,''), COALESCE(m.text,''), COALESCE(m.html,'')"
+	}
+	q := `SELECT d.id, d.kind, d.channel, d.subscriber_id, d.address, d.status, d.reason, d.detail, d.attempts, d.provider_id, d.segments,
+		t.key, t.kind, t.id, d.incident_id, d.created_at, d.updated_at, d.sent_at, d.next_at, ` + body + `
+		FROM deliveries d JOIN triggers t ON t.id=d.trigger_id LEFT JOIN messages m ON m.id=d.message_id
+		WHERE ` + cond + ` ORDER BY d.id`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("store: read log: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e LogEntry
+		var created, updated, sent, next int64
+		if err := rows.Scan(&e.ID, &e.Kind, &e.Channel, &e.Subscriber, &e.Address, &e.Status, &e.Reason, &e.Detail, &e.Attempts, &e.ProviderID, &e.Segments,
+			&e.Trigger, &e.TriggerKind, &e.TriggerID, &e.IncidentID, &created, &updated, &sent, &next, &e.Subject, &e.Text, &e.HTML); err != nil {
+			return fmt.Errorf("store: scan log: %w", err)
+		}
+		e.SubscriberID = e.Subscriber
+		e.CreatedAt, e.UpdatedAt, e.SentAt = fromMS(created), fromMS(updated), fromMS(sent)
+		if e.Status == StatusQueued {
+			e.NextAttempt = fromMS(next)
+		}
+		if err := fn(&e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Event is one status change of a delivery.
+type Event struct {
+	At     time.Time `json:"at"`
+	Status string    `json:"status"`
+	Reason string    `json:"reason,omitempty"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Events lists a delivery's recorded status changes, oldest first.
+func (s *Store) Events(ctx context.Context, deliveryID int64) ([]Event, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT at, status, reason, detail FROM delivery_events WHERE delivery_id=? ORDER BY rowid`, deliveryID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var at int64
+		if err := rows.Scan(&at, &e.Status, &e.Reason, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At = fromMS(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Counts returns the number of deliveries per status, optionally for some
+// triggers only.
+func (s *Store) Counts(ctx context.Context, triggerIDs []int64) (map[string]int, error) {
+	cond, args := "1=1", []any{}
+	if len(triggerIDs) > 0 {
+		cond = "trigger_id IN (" + placeholders(len(triggerIDs)) + ")"
+		for _, id := range triggerIDs {
+			args = append(args, id)
+		}
+	}
+	rows, err := s.w.QueryContext(ctx, `SELECT status, COUNT(*) FROM deliveries WHERE `+cond+` GROUP BY status`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// ScheduleRun is one recorded occurrence of a briefing schedule.
+type ScheduleRun struct {
+	Schedule  string
+	DueAt     time.Time
+	FiredAt   time.Time
+	Late      bool
+	TriggerID int64
+	Error     string
+}
+
+// RecordRun stores that schedule's occurrence due at due was fired. It
+// returns false when that occurrence was already recorded (it must not
+// fire twice).
+func (s *Store) RecordRun(ctx context.Context, r ScheduleRun) (bool, error) {
+	var created bool
+	err := s.Write(ctx, func(t *Tx) error {
+		res, err := t.exec(`INSERT INTO schedule_runs(schedule,due_at,fired_at,late,trigger_id,error) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+			r.Schedule, ms(r.DueAt), ms(r.FiredAt), r.Late, r.TriggerID, r.Error)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		created = n == 1
+		return nil
+	})
+	return created, err
+}
+
+// FinishRun records the trigger (or error) of an occurrence already claimed by RecordRun.
+func (s *Store) FinishRun(ctx context.Context, schedule string, due time.Time, triggerID int64, errText string) error {
+	return s.Write(ctx, func(t *Tx) error {
+		_, err := t.exec(`UPDATE schedule_runs SET trigger_id=?, error=? WHERE schedule=? AND due_at=?`, triggerID, errText, schedule, ms(due))
+		return err
+	})
+}
+
+// LastRun returns the latest recorded occurrence of schedule, or ok=false.
+func (s *Store) LastRun(ctx context.Context, schedule string) (ScheduleRun, bool, error) {
+	var r ScheduleRun
+	var due, fired int64
+	var trig *int64
+	err := s.r.QueryRowContext(ctx, `SELECT schedule, due_at, fired_at, late, trigger_id, error FROM schedule_runs WHERE schedule=? ORDER BY due_at DESC LIMIT 1`, schedule).
+		Scan(&r.Schedule, &due, &fired, &r.Late, &trig, &r.Error)
+	if errNoRows(err) {
+		return r, false, nil
+	}
+	if err != nil {
+		return r, false, err
+	}
+	r.DueAt, r.FiredAt = fromMS(due), fromMS(fired)
+	if trig != nil {
+		r.TriggerID = *trig
+	}
+	return r, true, nil
+}

@@ -1,0 +1,296 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Claimed is a delivery a dispatcher worker has leased and will send.
+type Claimed struct {
+	ID           int64
+	Key          string // trigger key / subscriber / channel: stable across retries
+	TriggerKey   string
+	SubscriberID string
+	Channel      string
+	Kind         string
+	Address      string
+	IncidentID   string
+	Attempts     int // including this one
+	Deadline     time.Time
+	CreatedAt    time.Time
+	Subject      string
+	Text         string
+	HTML         string
+	Segments     int
+	Thread       string // the thread reference for IncidentID on this channel and address, if any
+	// The incident's current state, for a parent message kept current.
+	IncidentTitle, IncidentSeverity, IncidentStatus string
+}
+
+// DeliveryKey builds the idempotency key of a delivery.
+func DeliveryKey(triggerKey, subscriberID, channel string) string {
+	return triggerKey + "/" + subscriberID + "/" + channel
+}
+
+// ClaimOptions say which deliveries a dispatcher may claim.
+type ClaimOptions struct {
+	Channel string
+	Limit   int
+	Lease   time.Duration
+	// Serial makes deliveries about the same incident to the same address
+	// go one at a time, in order (Slack threads need the parent's ts
+	// before the first reply).
+	Serial bool
+	// TriggerIDs, when set, limits claims to these triggers (the CLI
+	// delivering what it just planned).
+	TriggerIDs []int64
+}
+
+// Claim leases up to o.Limit due deliveries of one channel, most urgent
+// first, marking them sending and counting the attempt.
+func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
+	now := s.now()
+	cond := `status='queued' AND channel=? AND next_at<=?`
+	args := []any{o.Channel, ms(now)}
+	if o.Serial {
+		cond += ` AND (incident_id='' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id=d.incident_id AND e.channel=d.channel
+			AND e.address=d.address AND e.id<d.id AND e.status IN ('queued','sending')))`
+	}
+	if len(o.TriggerIDs) > 0 {
+		cond += ` AND trigger_id IN (` + placeholders(len(o.TriggerIDs)) + `)`
+		for _, id := range o.TriggerIDs {
+			args = append(args, id)
+		}
+	}
+	args = append(args, o.Limit)
+	var ids []int64
+	err := s.Write(ctx, func(t *Tx) error {
+		rows, err := t.query(`UPDATE deliveries SET status='sending', attempts=attempts+1, lease_until=?, updated_at=?
+			WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?) RETURNING id`,
+			append([]any{ms(now.Add(o.Lease)), ms(now)}, args...)...)
+		if err != nil {
+			return fmt.Errorf("store: claim: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	return s.claimed(ctx, ids)
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+
+func (s *Store) claimed(ctx context.Context, ids []int64) ([]Claimed, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.w.QueryContext(ctx, `SELECT d.id, t.key, d.subscriber_id, d.channel, d.kind, d.address, d.incident_id, d.attempts, d.deadline, d.created_at,
+		COALESCE(m.subject,''), COALESCE(m.text,''), COALESCE(m.html,''), COALESCE(m.segments,0), COALESCE(th.ref,''),
+		COALESCE(i.title,''), COALESCE(i.severity,''), COALESCE(i.status,'')
+		FROM deliveries d JOIN triggers t ON t.id=d.trigger_id
+		LEFT JOIN messages m ON m.id=d.message_id
+		LEFT JOIN threads th ON th.incident_id=d.incident_id AND th.channel=d.channel AND th.address=d.address AND d.incident_id!=''
+		LEFT JOIN incidents i ON i.id=d.incident_id
+		WHERE d.id IN (`+placeholders(len(ids))+`) ORDER BY d.priority DESC, d.next_at, d.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: read claimed: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Claimed, 0, len(ids))
+	for rows.Next() {
+		var c Claimed
+		var deadline, created int64
+		if err := rows.Scan(&c.ID, &c.TriggerKey, &c.SubscriberID, &c.Channel, &c.Kind, &c.Address, &c.IncidentID, &c.Attempts, &deadline, &created,
+			&c.Subject, &c.Text, &c.HTML, &c.Segments, &c.Thread, &c.IncidentTitle, &c.IncidentSeverity, &c.IncidentStatus); err != nil {
+			return nil, err
+		}
+		c.Deadline, c.CreatedAt = fromMS(deadline), fromMS(created)
+		c.Key = DeliveryKey(c.TriggerKey, c.SubscriberID, c.Channel)
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// Result is the outcome of one send attempt.
+type Result struct {
+	ID         int64
+	Status     string // sent, queued (retry), failed, expired, unknown
+	Reason     string
+	Detail     string
+	ProviderID string
+	Segments   int
+	NextAt     time.Time // for a retry
+	// Uncount gives the attempt back (the channel was paused, the
+	// recipient was not at fault).
+	Uncount bool
+	// Thread, when set, is the thread reference to keep for the
+	// delivery's incident, channel and address (first one wins).
+	Thread string
+	// OptOut records the address as opted out (a provider said the
+	// recipient had unsubscribed).
+	OptOut bool
+}
+
+// Record writes the outcomes of a batch of attempts in one transaction.
+// A result for a delivery that is no longer sending (its lease expired and
+// another worker took it) is ignored.
+func (s *Store) Record(ctx context.Context, results []Result) error {
+	if len(results) == 0 {
+		return nil
+	}
+	return s.Write(ctx, func(t *Tx) error {
+		now := ms(s.now())
+		upd, err := t.tx.PrepareContext(ctx, `UPDATE deliveries SET status=?, reason=?, detail=?, provider_id=CASE WHEN ?='' THEN provider_id ELSE ? END,
+			segments=CASE WHEN ?=0 THEN segments ELSE ? END, next_at=CASE WHEN ?=0 THEN next_at ELSE ? END,
+			attempts=attempts-?, lease_until=0, updated_at=?, sent_at=CASE WHEN ?='sent' THEN ? ELSE sent_at END
+			WHERE id=? AND status='sending' RETURNING incident_id, channel, kind, address`)
+		if err != nil {
+			return fmt.Errorf("store: prepare record: %w", err)
+		}
+		defer upd.Close()
+		ev, err := t.tx.PrepareContext(ctx, `INSERT INTO delivery_events(delivery_id,at,status,reason,detail) VALUES(?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("store: prepare event: %w", err)
+		}
+		defer ev.Close()
+		for _, r := range results {
+			uncount := 0
+			if r.Uncount {
+				uncount = 1
+			}
+			next := ms(r.NextAt)
+			var inc, ch, kind, addr string
+			err := upd.QueryRowContext(ctx, r.Status, r.Reason, r.Detail, r.ProviderID, r.ProviderID, r.Segments, r.Segments, next, next,
+				uncount, now, r.Status, now, r.ID).Scan(&inc, &ch, &kind, &addr)
+			if errNoRows(err) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("store: record delivery %d: %w", r.ID, err)
+			}
+			if _, err := ev.ExecContext(ctx, r.ID, now, r.Status, r.Reason, r.Detail); err != nil {
+				return fmt.Errorf("store: record event %d: %w", r.ID, err)
+			}
+			if r.Thread != "" && inc != "" {
+				if _, err := t.exec(`INSERT INTO threads(incident_id,channel,address,ref,created_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING`,
+					inc, ch, addr, r.Thread, now); err != nil {
+					return fmt.Errorf("store: record thread: %w", err)
+				}
+			}
+			if r.OptOut && addr != "" {
+				if err := t.OptOut(kind, addr, ch, "provider"); err != nil {
+					return fmt.Errorf("store: record opt-out: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// RecoverInFlight deals with deliveries of channel left in sending by a
+// process that died (their lease has run out). With resend they are queued
+// again (at-least-once); otherwise they become unknown for an operator to
+// decide (at-most-once). It returns how many rows it changed.
+func (s *Store) RecoverInFlight(ctx context.Context, channel string, resend bool) (int64, error) {
+	now := ms(s.now())
+	status, detail := StatusUnknown, "process stopped mid-send; not resent (channel policy in_doubt: hold); check the provider, then crier retry"
+	if resend {
+		status, detail = StatusQueued, "process stopped mid-send; resent (channel policy in_doubt: resend)"
+	}
+	var n int64
+	err := s.Write(ctx, func(t *Tx) error {
+		if _, err := t.exec(`INSERT INTO delivery_events(delivery_id,at,status,reason,detail)
+			SELECT id, ?, ?, 'in_doubt', ? FROM deliveries WHERE status='sending' AND channel=? AND lease_until<?`, now, status, detail, channel, now); err != nil {
+			return err
+		}
+		res, err := t.exec(`UPDATE deliveries SET status=?, reason='in_doubt', detail=?, next_at=?, lease_until=0, updated_at=?
+			WHERE status='sending' AND channel=? AND lease_until<?`, status, detail, now, now, channel, now)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: recover in-flight deliveries of %s: %w", channel, err)
+	}
+	return n, nil
+}
+
+// ExpireOverdue marks queued deliveries whose deadline has passed as
+// expired, so a briefing held up by an outage is not sent hours late.
+func (s *Store) ExpireOverdue(ctx context.Context) (int64, error) {
+	now := ms(s.now())
+	var n int64
+	err := s.Write(ctx, func(t *Tx) error {
+		if _, err := t.exec(`INSERT INTO delivery_events(delivery_id,at,status,reason,detail)
+			SELECT id, ?, 'expired', 'deadline', 'deadline passed before it could be sent' FROM deliveries
+			WHERE status='queued' AND deadline>0 AND deadline<?`, now, now); err != nil {
+			return err
+		}
+		res, err := t.exec(`UPDATE deliveries SET status='expired', reason='deadline', detail='deadline passed before it could be sent', updated_at=?
+			WHERE status='queued' AND deadline>0 AND deadline<?`, now, now)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}
+
+// Requeue puts unknown or failed deliveries back in the queue (an
+// operator's decision after checking the provider), resetting attempts.
+func (s *Store) Requeue(ctx context.Context, ids []int64, deadline time.Time) (int64, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	now := ms(s.now())
+	var n int64
+	err := s.Write(ctx, func(t *Tx) error {
+		for _, id := range ids {
+			res, err := t.exec(`UPDATE deliveries SET status='queued', reason='requeued', detail='requeued by an operator', attempts=0, next_at=?, deadline=?, updated_at=?
+				WHERE id=? AND status IN ('unknown','failed','expired')`, now, ms(deadline), now, id)
+			if err != nil {
+				return err
+			}
+			k, _ := res.RowsAffected()
+			if k == 1 {
+				n++
+				if _, err := t.exec(`INSERT INTO delivery_events(delivery_id,at,status,reason,detail) VALUES(?,?,'queued','requeued','requeued by an operator')`, id, now); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Pending counts deliveries still queued or sending, optionally only those
+// of the given triggers, and reports the earliest next attempt among the
+// queued ones.
+func (s *Store) Pending(ctx context.Context, triggerIDs []int64) (n int, next time.Time, err error) {
+	cond, args := "status IN ('queued','sending')", []any{}
+	if len(triggerIDs) > 0 {
+		cond += " AND trigger_id IN (" + placeholders(len(triggerIDs)) + ")"
+		for _, id := range triggerIDs {
+			args = append(args, id)
+		}
+	}
+	var nextMS int64
+	err = s.w.QueryRowContext(ctx, `SELECT COUNT(*), COALESCE(MIN(CASE WHEN status='queued' THEN next_at END),0) FROM deliveries WHERE `+cond, args...).Scan(&n, &nextMS)
+	return n, fromMS(nextMS), err
+}

@@ -1,0 +1,156 @@
+-- crier schema v1. Times are integer milliseconds since the Unix epoch (UTC).
+
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+
+CREATE TABLE subscribers (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    roles       TEXT NOT NULL DEFAULT '',   -- ';'-joined
+    nations     TEXT NOT NULL DEFAULT '',
+    tags        TEXT NOT NULL DEFAULT '',
+    locale      TEXT NOT NULL DEFAULT 'en',
+    timezone    TEXT NOT NULL DEFAULT 'Europe/London',
+    phone       TEXT NOT NULL DEFAULT '',
+    email       TEXT NOT NULL DEFAULT '',
+    slack       TEXT NOT NULL DEFAULT '',
+    quiet_start TEXT NOT NULL DEFAULT '',
+    quiet_end   TEXT NOT NULL DEFAULT '',
+    opted_out   TEXT NOT NULL DEFAULT '',   -- channel kinds the person opted out of, ';'-joined
+    source      TEXT NOT NULL,              -- config, import, api
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+
+-- Opt-outs by address (a STOP from a phone, a provider's 21610), kept by crier itself.
+CREATE TABLE opt_outs (
+    kind       TEXT NOT NULL,
+    address    TEXT NOT NULL,
+    scope      TEXT NOT NULL DEFAULT '',
+    source     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, address, scope)
+);
+
+CREATE TABLE incidents (
+    id          TEXT PRIMARY KEY,
+    title       TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    summary     TEXT NOT NULL DEFAULT '',
+    impacts     TEXT NOT NULL DEFAULT '[]', -- JSON
+    opened_at   INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    resolved_at INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE incident_updates (
+    incident_id TEXT NOT NULL REFERENCES incidents(id),
+    seq         INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    impacts     TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (incident_id, seq)
+);
+
+-- One row per trigger (briefing fire, incident event, manual send). The key
+-- makes planning idempotent: a trigger is planned once, in one transaction.
+CREATE TABLE triggers (
+    id          INTEGER PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
+    kind        TEXT NOT NULL,              -- briefing, incident, send
+    name        TEXT NOT NULL DEFAULT '',   -- briefing name or event
+    incident_id TEXT NOT NULL DEFAULT '',
+    planned     INTEGER NOT NULL DEFAULT 0, -- deliveries written
+    created_at  INTEGER NOT NULL
+);
+
+-- Rendered content, stored once however many recipients share it.
+CREATE TABLE messages (
+    id       INTEGER PRIMARY KEY,
+    hash     BLOB NOT NULL UNIQUE,
+    subject  TEXT NOT NULL DEFAULT '',
+    text     TEXT NOT NULL DEFAULT '',
+    html     TEXT NOT NULL DEFAULT '',
+    segments INTEGER NOT NULL DEFAULT 0     -- estimated SMS segments
+);
+
+-- The outbox and the delivery log in one: one row per trigger x subscriber x channel.
+CREATE TABLE deliveries (
+    id            INTEGER PRIMARY KEY,
+    trigger_id    INTEGER NOT NULL REFERENCES triggers(id),
+    subscriber_id TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    address       TEXT NOT NULL DEFAULT '',
+    incident_id   TEXT NOT NULL DEFAULT '',
+    message_id    INTEGER REFERENCES messages(id),
+    priority      INTEGER NOT NULL DEFAULT 0, -- higher first (critical alerts)
+    status        TEXT NOT NULL,              -- queued sending sent delivered failed expired suppressed unknown
+    reason        TEXT NOT NULL DEFAULT '',
+    detail        TEXT NOT NULL DEFAULT '',
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at       INTEGER NOT NULL DEFAULT 0,
+    lease_until   INTEGER NOT NULL DEFAULT 0,
+    deadline      INTEGER NOT NULL DEFAULT 0,
+    provider_id   TEXT NOT NULL DEFAULT '',
+    segments      INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    sent_at       INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (trigger_id, subscriber_id, channel)
+);
+CREATE INDEX deliveries_due ON deliveries(channel, next_at) WHERE status = 'queued';
+CREATE INDEX deliveries_sending ON deliveries(lease_until) WHERE status = 'sending';
+CREATE INDEX deliveries_incident ON deliveries(incident_id) WHERE incident_id != '';
+CREATE INDEX deliveries_subscriber ON deliveries(subscriber_id);
+
+-- Every attempt and status change, for the evidence trail.
+CREATE TABLE delivery_events (
+    delivery_id INTEGER NOT NULL,
+    at          INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    reason      TEXT NOT NULL DEFAULT '',
+    detail      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX delivery_events_delivery ON delivery_events(delivery_id);
+
+-- The first provider reference per incident x channel x address, so later
+-- messages thread under it (Slack thread_ts, email In-Reply-To).
+CREATE TABLE threads (
+    incident_id TEXT NOT NULL,
+    channel     TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    ref         TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, channel, address)
+);
+
+-- Each scheduled occurrence of a briefing, fired once.
+CREATE TABLE schedule_runs (
+    schedule   TEXT NOT NULL,
+    due_at     INTEGER NOT NULL,
+    fired_at   INTEGER NOT NULL,
+    late       INTEGER NOT NULL DEFAULT 0,
+    trigger_id INTEGER,
+    error      TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (schedule, due_at)
+);
+CREATE INDEX deliveries_thread_order ON deliveries(incident_id, channel, address, id) WHERE status IN ('queued', 'sending');
+
+-- Idempotency-Key replay for the HTTP API: a retried POST returns the
+-- first answer instead of acting twice.
+CREATE TABLE api_requests (
+    key        TEXT PRIMARY KEY,
+    route      TEXT NOT NULL,
+    body_hash  TEXT NOT NULL,
+    status     INTEGER NOT NULL,
+    response   BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);

@@ -1,0 +1,195 @@
+// Package store is crier's one SQLite file: incidents, subscribers,
+// opt-outs, triggers, the deliveries table (outbox and log in one), schedule
+// runs and Slack/email thread references. It uses modernc.org/sqlite (pure
+// Go) with one writer connection and a small read pool.
+package store
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+//go:embed schema.sql
+var schemaV1 string
+
+// SchemaVersion is the schema this binary writes. A database with a newer
+// version is refused rather than damaged.
+const SchemaVersion = 1
+
+// Store is an open crier database.
+type Store struct {
+	w    *sql.DB // the single writer
+	r    *sql.DB // readers (WAL lets them run beside the writer)
+	path string
+	now  func() time.Time
+}
+
+// Option changes how Open sets up the store.
+type Option func(*Store)
+
+// WithClock replaces time.Now (tests drive a fake clock through it).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+func dsn(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Set("_txlock", "immediate")
+	}
+	q.Set("_time_format", "sqlite")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating if needed) the database at path and brings its
+// schema up to date.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("store: the database path is empty: set store.path in the config")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
+		}
+	}
+	w, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w, path: path, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := s.migrate(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s.r = r
+	return s, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var v int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("store: open %s: %w (is it a SQLite database?)", s.path, err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("store: %s has schema version %d, newer than this crier (%d): upgrade crier or use a backup", s.path, v, SchemaVersion)
+	}
+	if v == SchemaVersion {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, schemaV1); err != nil {
+		return fmt.Errorf("store: migrate to v1: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return tx.Commit()
+}
+
+// ms converts a time to the integer milliseconds the schema stores (UTC by
+// construction). The zero time is stored as 0.
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// fromMS is the inverse of ms.
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.now() }
+
+// Heartbeat records that holder (a running crier serve) is alive until
+// ttl from now. The CLI reads it to decide whether to deliver itself or
+// leave the deliveries to the server.
+func (s *Store) Heartbeat(ctx context.Context, name, holder string, ttl time.Duration) error {
+	now := s.now()
+	_, err := s.w.ExecContext(ctx, `INSERT INTO leases(name, holder, expires_at) VALUES(?,?,?)
+		ON CONFLICT(name) DO UPDATE SET holder=excluded.holder, expires_at=excluded.expires_at`,
+		name, holder, ms(now.Add(ttl)))
+	if err != nil {
+		return fmt.Errorf("store: heartbeat: %w", err)
+	}
+	return nil
+}
+
+// ReleaseHeartbeat removes holder's lease, if it still holds it.
+func (s *Store) ReleaseHeartbeat(ctx context.Context, name, holder string) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM leases WHERE name=? AND holder=?`, name, holder)
+	return err
+}
+
+// Alive reports who holds the named lease, if anyone does now.
+func (s *Store) Alive(ctx context.Context, name string) (holder string, ok bool, err error) {
+	var exp int64
+	err = s.r.QueryRowContext(ctx, `SELECT holder, expires_at FROM leases WHERE name=?`, name).Scan(&holder, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("store: read lease: %w", err)
+	}
+	return holder, exp > ms(s.now()), nil
+}
+
+// Ping checks that the database answers and accepts a write.
+func (s *Store) Ping(ctx context.Context) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO leases(name, holder, expires_at) VALUES('ping','',0)
+		ON CONFLICT(name) DO UPDATE SET expires_at=0`)
+	return err
+}
+
+// Backup writes a consistent copy of the database to dst (which must not
+// exist) while writers carry on.
+func (s *Store) Backup(ctx context.Context, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return fmt.Errorf("store: backup target %s already exists: choose a new file name", dst)
+	}
+	if _, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		return fmt.Errorf("store: backup to %s: %w", dst, err)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package templates
+
+import "time"
+
+// sampleText is the free text of the sample data in one language: what
+// operators would type into crier for the incident, in English and, for
+// the Welsh sample, the Welsh version they would publish alongside it.
+type sampleText struct {
+	outageTitle, outageSummary                string
+	prescriptions, referrals, dispatch, ooh   string // service names
+	gpAppointments, nhsmail                   string
+	wp10, fp10, byPhone, radio, oohLine, gpWA string // workarounds
+	outage1, outage2, outage3                 string // timeline
+	phonesTitle, phonesSummary                string
+	phones1, phones2                          string
+	mailTitle, mailSummary, mail1, mail2      string
+	briefingName, subject, body               string
+}
+
+// sampleEnglish is the English sample text.
+func sampleEnglish() sampleText {
+	return sampleText{
+		outageTitle: "NHS 111 clinical system outage",
+		outageSummary: "A ransomware attack on the supplier of the NHS 111 clinical system has taken its services offline. " +
+			"Patient referrals, ambulance dispatch, out-of-hours appointments and emergency prescriptions are affected " +
+			"in all four nations. Contingency plans are in force.",
+		prescriptions: "Emergency prescriptions", referrals: "Patient referrals", dispatch: "Ambulance dispatch",
+		ooh: "Out-of-hours appointments", gpAppointments: "GP appointments", nhsmail: "NHSmail",
+		wp10: "Use paper WP10 prescriptions.", fp10: "Use paper FP10 prescriptions.", byPhone: "Refer by phone.",
+		radio:       "Control rooms are dispatching by radio and paper.",
+		oohLine:     "Book by phone on the local contingency line.",
+		gpWA:        "Practices are adding phone staff. Use online booking where it is available.",
+		outage1:     "The supplier reports a cyber attack. Its NHS 111 systems have been taken offline as a precaution.",
+		outage2:     "The supplier has confirmed ransomware. NCSC is part of the response. Paper contingency is in force in all four nations.",
+		outage3:     "Patient referrals in Northern Ireland are restored after NCSC assurance. Other services remain on contingency.",
+		phonesTitle: "GP practice phone lines under pressure",
+		phonesSummary: "GP practices are taking calls that would normally go to NHS 111. " +
+			"Waits on practice phone lines are longer than usual.",
+		phones1:      "Practices report three times the usual number of calls.",
+		phones2:      "Extra call handlers are in place. Waits are falling.",
+		mailTitle:    "Delays to NHSmail delivery",
+		mailSummary:  "Email between health boards was delayed by up to an hour.",
+		mail1:        "Some emails are arriving late.",
+		mail2:        "Mail queues have cleared.",
+		briefingName: "Resilience response: ministers' morning briefing",
+		subject:      "Paper prescription pads",
+		body: "Paper WP10 and FP10 prescription pads are being delivered to every GP practice and pharmacy today. " +
+			"If yours have not arrived by 14:00, call your health board's contingency line.",
+	}
+}
+
+// sampleWelsh is the Welsh sample text.
+func sampleWelsh() sampleText {
+	return sampleText{
+		outageTitle: "Methiant system glinigol GIG 111",
+		outageSummary: "Mae ymosodiad meddalwedd wystlo ar gyflenwr system glinigol GIG 111 wedi tynnu ei wasanaethau all-lein. " +
+			"Effeithir ar atgyfeiriadau cleifion, anfon ambiwlansys, apwyntiadau y tu allan i oriau a phresgripsiynau brys " +
+			"ym mhob un o'r pedair gwlad. Mae cynlluniau wrth gefn ar waith.",
+		prescriptions: "Presgripsiynau brys", referrals: "Atgyfeiriadau cleifion", dispatch: "Anfon ambiwlansys",
+		ooh: "Apwyntiadau y tu allan i oriau", gpAppointments: "Apwyntiadau meddyg teulu", nhsmail: "NHSmail",
+		wp10: "Defnyddiwch bresgripsiynau papur WP10.", fp10: "Defnyddiwch bresgripsiynau papur FP10.",
+		byPhone: "Atgyfeiriwch dros y ffôn.",
+		radio:   "Mae ystafelloedd rheoli yn anfon ambiwlansys drwy radio a phapur.",
+		oohLine: "Trefnwch apwyntiad dros y ffôn ar y llinell wrth gefn leol.",
+		gpWA:    "Mae practisau'n ychwanegu staff ffôn. Defnyddiwch y system archebu ar-lein lle mae ar gael.",
+		outage1: "Mae'r cyflenwr yn rhoi gwybod am ymosodiad seiber. Mae ei systemau GIG 111 wedi'u tynnu all-lein fel rhagofal.",
+		outage2: "Mae'r cyflenwr wedi cadarnhau mai meddalwedd wystlo sydd ar fai. Mae'r NCSC yn rhan o'r ymateb. " +
+			"Mae trefniadau papur wrth gefn ar waith ym mhob un o'r pedair gwlad.",
+		outage3: "Mae atgyfeiriadau cleifion yng Ngogledd Iwerddon wedi'u hadfer ar ôl sicrwydd gan yr NCSC. " +
+			"Mae gwasanaethau eraill yn dal i ddefnyddio trefniadau wrth gefn.",
+		phonesTitle: "Llinellau ffôn practisau meddygon teulu dan bwysau",
+		phonesSummary: "Mae practisau meddygon teulu'n derbyn galwadau a fyddai fel arfer yn mynd i GIG 111. " +
+			"Mae'r amser aros ar linellau ffôn practisau yn hirach na'r arfer.",
+		phones1:      "Mae practisau'n dweud bod nifer y galwadau dair gwaith yn uwch na'r arfer.",
+		phones2:      "Mae trinwyr galwadau ychwanegol ar waith. Mae'r amser aros yn gostwng.",
+		mailTitle:    "Oedi wrth ddosbarthu NHSmail",
+		mailSummary:  "Roedd oedi o hyd at awr ar negeseuon e-bost rhwng byrddau iechyd.",
+		mail1:        "Mae rhai negeseuon e-bost yn cyrraedd yn hwyr.",
+		mail2:        "Mae'r ciwiau post wedi clirio.",
+		briefingName: "Ymateb cydnerthedd: briff boreol i weinidogion",
+		subject:      "Padiau presgripsiwn papur",
+		body: "Mae padiau presgripsiwn papur WP10 ac FP10 yn cael eu dosbarthu i bob practis meddyg teulu a fferyllfa heddiw. " +
+			"Os nad ydyn nhw wedi cyrraedd erbyn 14:00, ffoniwch linell wrth gefn eich bwrdd iechyd.",
+	}
+}
+
+// SampleData returns realistic data, with every field filled, from the
+// case crier was built for: a ransomware attack on the supplier of the NHS
+// 111 clinical system, seen by a clinician in Wales on the second morning.
+// It is SampleDataFor("en").
+func SampleData() Data { return SampleDataFor("en") }
+
+// SampleDataFor returns the sample data as a recipient who reads locale
+// would get it: for "cy" the incident text is the Welsh version (as
+// operators would publish it alongside the English one), and NowLocal
+// and NextBriefing are formatted in the locale. Any other locale gets the
+// English text. Check and the golden files render every block with it.
+func SampleDataFor(locale string) Data {
+	txt := sampleEnglish()
+	if locale == "cy" {
+		txt = sampleWelsh()
+	}
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		london = time.FixedZone("BST", 3600) // no zoneinfo; the sample is in June
+	}
+	at := func(day, hour, minute int) time.Time {
+		return time.Date(2026, time.June, day, hour, minute, 0, 0, time.UTC)
+	}
+	now := at(16, 7, 0)
+	outage := Incident{
+		IncidentID: "INC-2207", Title: txt.outageTitle, Severity: "critical", Status: "identified",
+		Summary:  txt.outageSummary,
+		OpenedAt: at(15, 5, 40), UpdatedAt: at(16, 6, 45),
+		Impacts: []Impact{
+			{txt.prescriptions, "wales", "outage", txt.wp10},
+			{txt.referrals, "wales", "degraded", txt.byPhone},
+			{txt.prescriptions, "england", "outage", txt.fp10},
+			{txt.referrals, "england", "degraded", txt.byPhone},
+			{txt.dispatch, "scotland", "degraded", txt.radio},
+			{txt.ooh, "northern-ireland", "outage", txt.oohLine},
+			{txt.referrals, "northern-ireland", "restored", ""},
+		},
+		Timeline: []Entry{
+			{at(15, 5, 40), "investigating", txt.outage1},
+			{at(15, 9, 30), "identified", txt.outage2},
+			{at(16, 6, 45), "identified", txt.outage3},
+		},
+	}
+	phones := Incident{
+		IncidentID: "INC-2209", Title: txt.phonesTitle, Severity: "major", Status: "monitoring",
+		Summary:  txt.phonesSummary,
+		OpenedAt: at(15, 8, 15), UpdatedAt: at(16, 6, 30),
+		Impacts: []Impact{
+			{txt.gpAppointments, "wales", "degraded", txt.gpWA},
+			{txt.gpAppointments, "england", "degraded", txt.gpWA},
+		},
+		Timeline: []Entry{
+			{at(15, 8, 15), "investigating", txt.phones1},
+			{at(16, 6, 30), "monitoring", txt.phones2},
+		},
+	}
+	mail := Incident{
+		IncidentID: "INC-2204", Title: txt.mailTitle, Severity: "minor", Status: "resolved",
+		Summary:  txt.mailSummary,
+		OpenedAt: at(15, 11, 0), UpdatedAt: at(15, 14, 20),
+		Impacts: []Impact{{txt.nhsmail, "wales", "restored", ""}},
+		Timeline: []Entry{
+			{at(15, 11, 0), "investigating", txt.mail1},
+			{at(15, 14, 20), "resolved", txt.mail2},
+		},
+	}
+	for _, in := range []*Incident{&outage, &phones, &mail} {
+		in.UpdateText = in.Timeline[len(in.Timeline)-1].Text
+	}
+	return Data{
+		Event:             EventAlert,
+		Trigger:           "incident/INC-2207/update/3",
+		Now:               now,
+		NowLocal:          FormatTime(now.In(london), locale),
+		RecipientID:       "sub-0193",
+		RecipientName:     "Dr Eleri Morgan",
+		RecipientLocale:   locale,
+		RecipientTimeZone: "Europe/London",
+		RecipientNations:  []string{"wales"},
+		IncidentID:        outage.IncidentID,
+		Title:             outage.Title,
+		Severity:          outage.Severity,
+		Status:            outage.Status,
+		Summary:           outage.Summary,
+		UpdateText:        outage.UpdateText,
+		OpenedAt:          outage.OpenedAt,
+		UpdatedAt:         outage.UpdatedAt,
+		Impacts:           outage.Impacts,
+		Timeline:          outage.Timeline,
+		Incidents:         []Incident{outage, phones, mail},
+		BriefingName:      txt.briefingName,
+		NextBriefing:      FormatTime(at(16, 16, 0).In(london), locale),
+		Subject:           txt.subject,
+		Body:              txt.body,
+		DashboardURL:      "https://crier.example.org/incidents/INC-2207",
+	}
+}
