@@ -83,11 +83,12 @@ type localeSet struct {
 // ParseError is a template file that failed to parse: the file, the line
 // and what is wrong.
 type ParseError struct {
-	File string
-	Line int // 0 when the parser did not say
-	Msg  string
+	File string // the file as given: an override path, or defaults/<locale>/<name>
+	Line int    // 1-based; 0 when the parser did not say
+	Msg  string // the parser's message
 }
 
+// Error reads "templates: FILE:LINE: what is wrong".
 func (e *ParseError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("templates: %s:%d: %s", e.File, e.Line, e.Msg)
@@ -285,6 +286,8 @@ type MissingError struct {
 	Blocks []string
 }
 
+// Error names the event, kind, locale and missing blocks, and says where
+// to add them.
 func (e *MissingError) Error() string {
 	return fmt.Sprintf("templates: no %s %s template in locale %q (missing %s); add it to <templates dir>/%s/",
 		e.Event, e.Kind, e.Locale, strings.Join(e.Blocks, ", "), e.Locale)

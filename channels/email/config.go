@@ -40,20 +40,20 @@ const (
 
 // Config is one SMTP channel instance.
 type Config struct {
-	Host               string        `yaml:"host"`
-	Port               int           `yaml:"port"`
-	TLS                string        `yaml:"tls"`
-	Username           string        `yaml:"username"`
-	Password           fields.Secret `yaml:"password"`
-	PasswordFile       string        `yaml:"password_file"`
-	Auth               string        `yaml:"auth"`
-	From               string        `yaml:"from"`
-	ReplyTo            string        `yaml:"reply_to"`
-	HELO               string        `yaml:"helo"`
-	Timeout            time.Duration `yaml:"timeout"`
-	PoolSize           int           `yaml:"pool_size"`
-	MessageIDDomain    string        `yaml:"message_id_domain"`
-	InsecureSkipVerify bool          `yaml:"insecure_skip_verify"` // dangerous: accepts any certificate; test servers only
+	Host               string        `yaml:"host"`                 // required
+	Port               int           `yaml:"port"`                 // required; no silent default of 25
+	TLS                string        `yaml:"tls"`                  // required: starttls, opportunistic, implicit or none
+	Username           string        `yaml:"username"`             // optional; with it, SMTP AUTH
+	Password           fields.Secret `yaml:"password"`             // wins over password_file when both are set
+	PasswordFile       string        `yaml:"password_file"`        // read by New, trailing newline removed
+	Auth               string        `yaml:"auth"`                 // plain (default with a username), login, cram-md5, scram-sha-256
+	From               string        `yaml:"from"`                 // required; RFC 5322, may have a display name
+	ReplyTo            string        `yaml:"reply_to"`             // optional
+	HELO               string        `yaml:"helo"`                 // default: the from domain
+	Timeout            time.Duration `yaml:"timeout"`              // default 15s: dial, and each message's transaction
+	PoolSize           int           `yaml:"pool_size"`            // connections kept for reuse, default 4
+	MessageIDDomain    string        `yaml:"message_id_domain"`    // default: the from domain
+	InsecureSkipVerify bool          `yaml:"insecure_skip_verify"` // DANGEROUS: accepts any certificate; test servers only
 }
 
 // Defaults fills the optional fields: timeout 15s, pool_size 4, auth plain

@@ -42,7 +42,7 @@ func (a *app) serve(ctx context.Context) error {
 	holder := hostHolder()
 	if other, alive, err := a.st.Alive(ctx, "server"); err != nil {
 		return err
-	} else if alive {
+	} else if alive && !deadHolder(other) {
 		return fmt.Errorf("another crier serve (%s) is running on %s: run one server per database", other, a.st.Path())
 	}
 	if err := a.st.Heartbeat(ctx, "server", holder, 10*time.Second); err != nil {

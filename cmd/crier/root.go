@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,6 +81,22 @@ func (a *app) deliver(ctx context.Context, triggerIDs []int64, wait time.Duratio
 			n, next.Local().Format(time.DateTime))
 	}
 	return nil
+}
+
+// deadHolder reports whether a lease holder named by hostHolder is a
+// process on this host that no longer exists (a crier serve that was
+// killed), so a restart need not wait for its lease to run out.
+func deadHolder(holder string) bool {
+	h, _ := os.Hostname()
+	var host string
+	var pid int
+	if _, err := fmt.Sscanf(holder, "%s pid %d", &host, &pid); err != nil || host != h || pid <= 0 {
+		return false
+	}
+	if pid == os.Getpid() {
+		return false
+	}
+	return syscall.Kill(pid, 0) == syscall.ESRCH
 }
 
 func hostHolder() string {
