@@ -68,6 +68,8 @@ type Set struct {
 
 	mu    sync.Mutex
 	zones map[string]*time.Location // time.LoadLocation reads a file each call
+
+	personal sync.Map // personalKey → bool, Personal's answers
 }
 
 // localeSet is one locale's blocks, parsed twice: text/template executes
