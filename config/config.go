@@ -157,17 +157,31 @@ func Parse(raw []byte, dir string, getenv func(string) string) (*Config, error) 
 	c.defaults()
 	errs = append(errs, resolveSecrets(reflectValue(c), "", dir, getenv)...)
 	errs = append(errs, c.validate()...)
+	// A secret that could not be resolved is also empty for the
+	// component's own check: report each key once, the first reason.
+	seen := map[string]bool{}
+	kept := errs[:0]
 	for _, e := range errs {
+		if seen[e.Path] {
+			continue
+		}
+		seen[e.Path] = true
 		if e.Line == 0 {
 			e.Line = c.line(e.Path)
 		}
+		kept = append(kept, e)
 	}
+	errs = kept
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
 	if err := errs.Err(); err != nil {
 		return c, err
 	}
 	return c, nil
 }
+
+// Line finds the YAML line of a key path (or of its nearest parent), for
+// problems found after loading (templates, locales); 0 when unknown.
+func (c *Config) Line(path string) int { return c.line(path) }
 
 // line finds the YAML line of path or of its nearest parent.
 func (c *Config) line(path string) int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,13 +143,11 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 	}
 	defer enq.Close()
 	err = p.each(tx, req, now, func(nd *store.NewDelivery, _ templates.Rendered) error {
+		// each hands over every subscriber × channel once and the trigger
+		// is new, so every delivery here is a new row.
 		nd.IncidentID = tr.IncidentID
-		before := enq.Written()
 		if err := enq.Add(nd); err != nil {
 			return err
-		}
-		if enq.Written() == before {
-			return nil // the same subscriber × channel through another target
 		}
 		switch {
 		case nd.Status == store.StatusSuppressed:
@@ -165,6 +164,9 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 	if err != nil {
 		return out, err
 	}
+	if err := enq.Flush(); err != nil {
+		return out, err
+	}
 	if err := tx.SetPlanned(tr.ID, enq.Written()); err != nil {
 		return out, err
 	}
@@ -172,8 +174,10 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 }
 
 // each selects every target's audience and renders one delivery per
-// subscriber × channel, handing each to fn. The same subscriber and
-// channel may come twice through two targets; the store keeps the first.
+// subscriber × channel, handing each to fn in subscriber order, from one
+// goroutine. Rendering runs in parallel (see renderPipeline). A subscriber
+// reached on the same channel through two targets gets the first target's
+// message only.
 func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.NewDelivery, templates.Rendered) error) error {
 	optOuts, err := tx.OptOuts()
 	if err != nil {
@@ -195,11 +199,25 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 		nations = req.Incident.Nations()
 	}
 	zones := map[string]*time.Location{}
-	return tx.EachSubscriber(func(s *subscribers.Subscriber) error {
+	pl := startPipeline(p.tmpl, func(j *planJob) error {
+		if j.err != nil {
+			return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, j.event, j.nd.Kind, j.nd.SubscriberID, j.locale, j.err)
+		}
+		j.nd.Subject, j.nd.Text, j.nd.HTML, j.nd.Segments = j.r.Subject, j.r.Text, j.r.HTML, j.r.Segments
+		return fn(&j.nd, j.r)
+	})
+	var seen []string // channels already planned for this subscriber
+	err = tx.EachSubscriber(func(s *subscribers.Subscriber) error {
 		var data *templates.Data
+		seen = seen[:0]
 		for _, t := range req.Targets {
-			aud := p.audiences[t.Audience]
-			if !aud.Selector.Match(s, nations) {
+			sel := p.audiences[t.Audience].Selector
+			if req.Incident == nil {
+				// Without an incident there are no affected nations to
+				// narrow the audience by: everyone in it is meant.
+				sel.IncidentNations = false
+			}
+			if !sel.Match(s, nations) {
 				continue
 			}
 			loc := zone(zones, s.TimeZone)
@@ -213,21 +231,21 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 				data = &d
 			}
 			for _, chName := range t.Channels {
+				if slices.Contains(seen, chName) {
+					continue // the same subscriber × channel through another target
+				}
+				seen = append(seen, chName)
 				kind := p.kinds[chName]
-				nd := store.NewDelivery{SubscriberID: s.ID, Channel: chName, Kind: string(kind), Address: s.Address(kind),
-					Priority: priority, Status: store.StatusQueued, Deadline: deadline}
-				var r templates.Rendered
+				j := planJob{event: t.Event, locale: s.Locale, nd: store.NewDelivery{SubscriberID: s.ID, Channel: chName, Kind: string(kind),
+					Address: s.Address(kind), Priority: priority, Status: store.StatusQueued, Deadline: deadline}}
+				nd := &j.nd
 				switch {
 				case nd.Address == "":
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "no_address", fmt.Sprintf("%s has no %s address", s.ID, kind)
 				case s.HasOptedOut(kind) || optOuts[string(kind)+":"+nd.Address]:
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "opted_out", fmt.Sprintf("%s opted out of %s", s.ID, kind)
 				default:
-					r, err = p.tmpl.Render(t.Event, kind, s.Locale, *data)
-					if err != nil {
-						return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, t.Event, kind, s.ID, s.Locale, err)
-					}
-					nd.Subject, nd.Text, nd.HTML, nd.Segments = r.Subject, r.Text, r.HTML, r.Segments
+					j.data = data
 					if s.QuietHours != nil && !req.Critical {
 						if end, ok := quietEnd(*s.QuietHours, now, loc); ok {
 							nd.NextAt, nd.Reason = end, "quiet_hours"
@@ -238,13 +256,17 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 						}
 					}
 				}
-				if err := fn(&nd, r); err != nil {
-					return err
+				if !pl.add(j) {
+					return errPlanStopped
 				}
 			}
 		}
 		return nil
 	})
+	if werr := pl.finish(); werr != nil {
+		return werr // the writer's error is the cause when selection stopped
+	}
+	return err
 }
 
 // Preview is one message a subscriber would get, rendered but not stored.

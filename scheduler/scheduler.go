@@ -26,7 +26,7 @@ import (
 func Parse(spec string) (sched cron.Schedule, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			sched, err = nil, fmt.Errorf("cron spec %q is malformed (%v): write it as \"CRON_TZ=Europe/London 0 8 * * *\"", spec, r)
+			sched, err = nil, fmt.Errorf("cron spec %q is malformed: write five fields after the zone, as in \"CRON_TZ=Europe/London 0 8 * * *\"", spec)
 		}
 	}()
 	s := strings.TrimSpace(spec)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crier-dev/crier/incidents"
+	"github.com/crier-dev/crier/internal/fields"
 )
 
 func incidentCmd(e *env) *cobra.Command {
@@ -64,7 +66,7 @@ func incidentChangeCmd(e *env, kind string) *cobra.Command {
 					res, err = a.ChangeIncident(ctx, args[0], kind, c)
 				}
 				if err != nil {
-					return err
+					return flagErrors(err)
 				}
 				if asJSON {
 					enc := json.NewEncoder(e.stdout)
@@ -95,6 +97,31 @@ func incidentChangeCmd(e *env, kind string) *cobra.Command {
 	f.DurationVar(&wait, "wait", 2*time.Minute, "how long to keep retrying deliveries before leaving them to crier serve")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
+}
+
+// flagErrors turns the field problems of an incident change into a usage
+// error that names the command-line flags the operator typed.
+func flagErrors(err error) error {
+	l, ok := fields.AsList(err)
+	if !ok {
+		return err
+	}
+	lines := make([]string, len(l))
+	for i, p := range l {
+		flag := p.Path
+		if j := strings.IndexAny(flag, ".["); j >= 0 {
+			flag = flag[:j]
+		}
+		if flag == "impacts" {
+			flag = "impact"
+		}
+		msg := "--" + flag
+		if p.Value != "" {
+			msg += fmt.Sprintf(" %q", p.Value)
+		}
+		lines[i] = msg + ": " + p.Msg
+	}
+	return usageError{errors.New(strings.Join(lines, "\n"))}
 }
 
 func pastTense(kind string) string {
@@ -140,7 +167,7 @@ func incidentShowCmd(e *env) *cobra.Command {
 			return withApp(cmd, e, func(ctx context.Context, a *app) error {
 				inc, err := a.st.Incident(ctx, args[0])
 				if err != nil {
-					return err
+					return flagErrors(err)
 				}
 				if asJSON {
 					enc := json.NewEncoder(e.stdout)

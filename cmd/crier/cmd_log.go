@@ -79,7 +79,8 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: give a duration like 2h or a time like 2026-11-25T08:00:00Z", v)
 }
 
-var logColumns = []string{"id", "kind", "channel", "subscriber", "address", "status", "reason", "attempts", "provider_id", "trigger", "incident_id", "segments", "created_at", "sent_at", "detail"}
+var logColumns = []string{"id", "kind", "channel", "subscriber", "address", "status", "reason", "detail", "attempts", "provider_id", "segments",
+	"trigger", "trigger_kind", "incident_id", "created_at", "updated_at", "sent_at"}
 
 func printLog(ctx context.Context, st *store.Store, f store.LogFilter, w io.Writer, asJSON, asCSV bool) error {
 	switch {
@@ -96,9 +97,9 @@ func printLog(ctx context.Context, st *store.Store, f store.LogFilter, w io.Writ
 			return err
 		}
 		err := st.Log(ctx, f, func(le *store.LogEntry) error {
-			row := []string{strconv.FormatInt(le.ID, 10), le.Kind, le.Channel, le.Subscriber, le.Address, le.Status, le.Reason,
-				strconv.Itoa(le.Attempts), le.ProviderID, le.Trigger, le.IncidentID, strconv.Itoa(le.Segments),
-				le.CreatedAt.Format(time.RFC3339Nano), timeOrEmpty(le.SentAt), le.Detail}
+			row := []string{strconv.FormatInt(le.ID, 10), le.Kind, le.Channel, le.Subscriber, le.Address, le.Status, le.Reason, le.Detail,
+				strconv.Itoa(le.Attempts), le.ProviderID, strconv.Itoa(le.Segments), le.Trigger, le.TriggerKind, le.IncidentID,
+				timeOrEmpty(le.CreatedAt), timeOrEmpty(le.UpdatedAt), timeOrEmpty(le.SentAt)}
 			if f.WithBody {
 				row = append(row, le.Subject, le.Text, le.HTML)
 			}

@@ -79,7 +79,7 @@ func parseConfig(raw []byte, dir string, e *env) (*config.Config, *templates.Set
 	if cfg != nil {
 		tmpl, err = templates.Load(cfg.Resolve(cfg.Templates.Dir))
 		if err != nil {
-			problems = append(problems, &fields.Error{Path: "templates.dir", Value: cfg.Templates.Dir, Msg: err.Error()})
+			problems = append(problems, &fields.Error{Path: "templates.dir", Value: cfg.Templates.Dir, Msg: err.Error(), Line: cfg.Line("templates.dir")})
 		} else {
 			for _, terr := range tmpl.Check() {
 				problems = append(problems, &fields.Error{Path: "templates", Msg: terr.Error()})
@@ -87,6 +87,11 @@ func parseConfig(raw []byte, dir string, e *env) (*config.Config, *templates.Set
 			if len(problems) == 0 {
 				problems = append(problems, checkLocales(cfg, tmpl)...)
 			}
+		}
+	}
+	for _, p := range problems {
+		if p.Line == 0 && cfg != nil {
+			p.Line = cfg.Line(p.Path)
 		}
 	}
 	if err := problems.Err(); err != nil {
