@@ -16,6 +16,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"github.com/crier-dev/crier/channels"
 	"github.com/crier-dev/crier/channels/email"
 	"github.com/crier-dev/crier/channels/sandbox"
 	"github.com/crier-dev/crier/channels/slack"
@@ -89,10 +90,31 @@ type Schedule struct {
 type Channel struct {
 	Driver          string `yaml:"driver"`
 	dispatch.Limits `yaml:",inline"`
+	// MaxMarking is the highest protective marking this channel may carry
+	// (default OFFICIAL for SMS and Slack, OFFICIAL-SENSITIVE for email).
+	MaxMarking string `yaml:"max_marking"`
+	// MaxSegments caps an SMS's length in segments; a longer message is
+	// shortened at a word boundary with a pointer to the full text (SMS
+	// only; default 3, 0 = no cap).
+	MaxSegments int `yaml:"max_segments"`
+	// PricePerSegment is the cost of one SMS segment, for pre-flight
+	// estimates (SMS only; in Currency).
+	PricePerSegment float64 `yaml:"price_per_segment"`
+	// Currency names PricePerSegment's currency (default GBP).
+	Currency string `yaml:"currency"`
+	// PerSubscriber caps how many messages one person gets on this channel
+	// in a window; the excess is folded into their next briefing.
+	PerSubscriber *Cap `yaml:"per_subscriber"`
 	Sandbox         *sandbox.Config `yaml:"sandbox"`
 	Twilio          *twilio.Config  `yaml:"twilio"`
 	SMTP            *email.Config   `yaml:"smtp"`
 	Slack           *slack.Config   `yaml:"slack"`
+}
+
+// Cap is a rate cap per subscriber.
+type Cap struct {
+	Max    int           `yaml:"max"`
+	Window time.Duration `yaml:"window"`
 }
 
 // Subscribers lists the people crier may notify.
@@ -117,6 +139,16 @@ type Briefing struct {
 	Audience string   `yaml:"audience"`
 	Template string   `yaml:"template"`
 	Channels []string `yaml:"channels"`
+	// Alarm raises the alarm when a scheduled occurrence has not gone out.
+	Alarm *Alarm `yaml:"alarm"`
+}
+
+// Alarm says whom to tell, over which channels, when a briefing has not
+// gone out within After of its due time.
+type Alarm struct {
+	After    time.Duration `yaml:"after"`
+	Audience string        `yaml:"audience"`
+	Channels []string      `yaml:"channels"`
 }
 
 // AlertRule sends incident events to an audience.
@@ -126,6 +158,10 @@ type AlertRule struct {
 	Audience    string   `yaml:"audience"`
 	Channels    []string `yaml:"channels"`
 	Template    string   `yaml:"template"`
+	// FoldMinor leaves minor incidents' events out of this rule's messages:
+	// they appear in the next briefing instead (logged as suppressed,
+	// reason folded).
+	FoldMinor bool `yaml:"fold_minor"`
 }
 
 // Load reads, defaults, resolves and validates the config at path. The
@@ -231,6 +267,18 @@ func (c *Config) defaults() {
 	for _, ch := range c.Channels {
 		if ch == nil {
 			continue
+		}
+		if ch.MaxMarking == "" {
+			ch.MaxMarking = "OFFICIAL"
+			if ch.Kind() == channels.KindEmail {
+				ch.MaxMarking = "OFFICIAL-SENSITIVE"
+			}
+		}
+		if ch.Kind() == channels.KindSMS && ch.MaxSegments == 0 {
+			ch.MaxSegments = 3
+		}
+		if ch.Currency == "" {
+			ch.Currency = "GBP"
 		}
 		if ch.Twilio != nil {
 			ch.Twilio.Defaults()

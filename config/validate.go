@@ -5,6 +5,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/crier-dev/crier/channels"
 	"github.com/crier-dev/crier/incidents"
@@ -117,6 +118,23 @@ func (c *Config) validate() fields.List {
 		errs = append(errs, c.checkEvent(p+".template", b.Template)...)
 		errs = append(errs, c.checkAudience(p+".audience", b.Audience)...)
 		errs = append(errs, c.checkChannels(p+".channels", b.Channels)...)
+		if a := b.Alarm; a != nil {
+			if b.Schedule == "" {
+				errs.Add(p+".alarm", "", "needs a schedule: an alarm watches scheduled occurrences")
+			}
+			if a.After < time.Minute {
+				errs.Add(p+".alarm.after", a.After.String(), "must be at least 1m: how long after the due time to raise the alarm")
+			}
+			errs = append(errs, c.checkAudience(p+".alarm.audience", a.Audience)...)
+			errs = append(errs, c.checkChannels(p+".alarm.channels", a.Channels)...)
+			for _, ac := range a.Channels {
+				for _, bc := range b.Channels {
+					if ac == bc {
+						errs.Add(p+".alarm.channels", ac, "is also the briefing's channel: raise the alarm over a different channel, in case that one is the problem")
+					}
+				}
+			}
+		}
 	}
 	for _, name := range sortedKeys(c.Alerts) {
 		p := "alerts." + name
@@ -194,6 +212,18 @@ func (c *Config) validateChannel(name string, ch *Channel) fields.List {
 		return errs
 	}
 	errs.Merge(p, ch.Limits.Validate())
+	if _, err := incidents.ParseMarking(ch.MaxMarking); err != nil {
+		errs.Add(p+".max_marking", ch.MaxMarking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
+	}
+	if ch.MaxSegments < 0 || ch.MaxSegments > 10 {
+		errs.Add(p+".max_segments", fmt.Sprint(ch.MaxSegments), "must be between 1 and 10 (Twilio refuses bodies over 1,600 characters)")
+	}
+	if ch.PricePerSegment < 0 {
+		errs.Add(p+".price_per_segment", fmt.Sprint(ch.PricePerSegment), "must not be negative")
+	}
+	if c := ch.PerSubscriber; c != nil && (c.Max < 1 || c.Window < time.Minute) {
+		errs.Add(p+".per_subscriber", fmt.Sprintf("max %d per %s", c.Max, c.Window), "give max ≥ 1 and window ≥ 1m, for example {max: 5, window: 1h}")
+	}
 	blocks := map[string]bool{"sandbox": ch.Sandbox != nil, "twilio": ch.Twilio != nil, "smtp": ch.SMTP != nil, "slack": ch.Slack != nil}
 	for _, d := range Drivers {
 		if blocks[d] && d != ch.Driver {

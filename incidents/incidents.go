@@ -95,6 +95,40 @@ func ParseImpactStatus(v string) (ImpactStatus, error) {
 	return "", fmt.Errorf("impact status %q is not one of operational, degraded, outage, restored", v)
 }
 
+// Marking is a protective marking under the Government Security
+// Classifications Policy.
+type Marking string
+
+// The markings crier handles, lowest first.
+const (
+	Official          Marking = "OFFICIAL"
+	OfficialSensitive Marking = "OFFICIAL-SENSITIVE"
+)
+
+// Rank orders markings: OFFICIAL 1, OFFICIAL-SENSITIVE 2, anything else 0.
+func (m Marking) Rank() int {
+	switch m {
+	case Official, "":
+		return 1
+	case OfficialSensitive:
+		return 2
+	}
+	return 0
+}
+
+// ParseMarking accepts OFFICIAL or OFFICIAL-SENSITIVE in any case (also
+// "official sensitive").
+func ParseMarking(v string) (Marking, error) {
+	m := Marking(strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(v), " ", "-")))
+	if m == "" {
+		return Official, nil
+	}
+	if m.Rank() == 0 {
+		return "", fmt.Errorf("marking %q is not OFFICIAL or OFFICIAL-SENSITIVE", v)
+	}
+	return m, nil
+}
+
 // Impact is the state of one service in one nation, with the workaround
 // people should use meanwhile.
 type Impact struct {
@@ -150,20 +184,29 @@ type Update struct {
 	Severity Severity  `json:"severity"`
 	Text     string    `json:"text"`
 	Impacts  []Impact  `json:"impacts,omitempty"` // impacts changed by this update
+	// Marking is the entry's text's marking: OFFICIAL-SENSITIVE text is
+	// withheld from channels cleared only for OFFICIAL.
+	Marking Marking `json:"marking,omitempty"`
 }
 
 // Incident is one incident with its current state and timeline.
 type Incident struct {
-	ID         string    `json:"id"`
-	Title      string    `json:"title"`
-	Severity   Severity  `json:"severity"`
-	Status     Status    `json:"status"`
-	Summary    string    `json:"summary"`
-	Impacts    []Impact  `json:"impacts"`
-	OpenedAt   time.Time `json:"opened_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-	ResolvedAt time.Time `json:"resolved_at,omitzero"`
-	Timeline   []Update  `json:"timeline,omitempty"`
+	ID       string   `json:"id"`
+	Title    string   `json:"title"`
+	Severity Severity `json:"severity"`
+	Status   Status   `json:"status"`
+	Summary  string   `json:"summary"`
+	Impacts  []Impact `json:"impacts"`
+	// Marking is the incident's protective marking; it covers the summary.
+	// Titles and the impact matrix must be written to be shareable at
+	// OFFICIAL: they go to every channel.
+	Marking Marking `json:"marking"`
+	// NextUpdateAt is when the next update is promised (zero: not set).
+	NextUpdateAt time.Time `json:"next_update_at,omitzero"`
+	OpenedAt     time.Time `json:"opened_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	ResolvedAt   time.Time `json:"resolved_at,omitzero"`
+	Timeline     []Update  `json:"timeline,omitempty"`
 }
 
 // Active reports whether the incident is not resolved.
@@ -205,6 +248,12 @@ type Change struct {
 	Summary  string   `json:"summary,omitempty"`
 	Text     string   `json:"text,omitempty"` // the timeline entry
 	Impacts  []Impact `json:"impacts,omitempty"`
+	// Marking sets the incident's protective marking.
+	Marking string `json:"marking,omitempty"`
+	// TextMarking marks this timeline entry (default: the incident's marking).
+	TextMarking string `json:"text_marking,omitempty"`
+	// NextUpdateAt promises the next update by then.
+	NextUpdateAt time.Time `json:"next_update_at,omitzero"`
 }
 
 // Open builds a new incident from c; every problem is reported at once
@@ -234,6 +283,28 @@ func Open(c Change, now time.Time) (*Incident, error) {
 		}
 	}
 	errs = append(errs, applyImpacts(inc, c.Impacts)...)
+	inc.Marking = Official
+	if c.Marking != "" {
+		if m, err := ParseMarking(c.Marking); err != nil {
+			errs.Add("marking", c.Marking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
+		} else {
+			inc.Marking = m
+		}
+	}
+	textMarking := inc.Marking
+	if c.TextMarking != "" {
+		if m, err := ParseMarking(c.TextMarking); err != nil {
+			errs.Add("text_marking", c.TextMarking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
+		} else {
+			textMarking = m
+		}
+	}
+	if !c.NextUpdateAt.IsZero() {
+		if !c.NextUpdateAt.After(now) {
+			errs.Add("next_update_at", c.NextUpdateAt.Format(time.RFC3339), "is in the past: promise a time after now")
+		}
+		inc.NextUpdateAt = c.NextUpdateAt.UTC()
+	}
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
@@ -244,7 +315,7 @@ func Open(c Change, now time.Time) (*Incident, error) {
 	if text == "" {
 		text = inc.Title
 	}
-	inc.Timeline = []Update{{Seq: 1, At: now, Kind: "open", Status: inc.Status, Severity: inc.Severity, Text: text, Impacts: inc.Impacts}}
+	inc.Timeline = []Update{{Seq: 1, At: now, Kind: "open", Status: inc.Status, Severity: inc.Severity, Text: text, Impacts: inc.Impacts, Marking: textMarking}}
 	return inc, nil
 }
 
@@ -281,6 +352,27 @@ func (i *Incident) Apply(kind string, c Change, now time.Time) (Update, error) {
 			next.Status = s
 		}
 	}
+	if c.Marking != "" {
+		if m, err := ParseMarking(c.Marking); err != nil {
+			errs.Add("marking", c.Marking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
+		} else {
+			next.Marking = m
+		}
+	}
+	textMarking := next.Marking
+	if c.TextMarking != "" {
+		if m, err := ParseMarking(c.TextMarking); err != nil {
+			errs.Add("text_marking", c.TextMarking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
+		} else {
+			textMarking = m
+		}
+	}
+	if !c.NextUpdateAt.IsZero() {
+		if !c.NextUpdateAt.After(now) {
+			errs.Add("next_update_at", c.NextUpdateAt.Format(time.RFC3339), "is in the past: promise a time after now")
+		}
+		next.NextUpdateAt = c.NextUpdateAt.UTC()
+	}
 	changed := slices.Clone(c.Impacts)
 	errs = append(errs, applyImpacts(&next, changed)...)
 	text := strings.TrimSpace(c.Text)
@@ -293,10 +385,11 @@ func (i *Incident) Apply(kind string, c Change, now time.Time) (Update, error) {
 				changed = append(changed, next.Impacts[k])
 			}
 		}
+		next.NextUpdateAt = time.Time{}
 		if text == "" {
 			text = "Resolved."
 		}
-	} else if text == "" && len(c.Impacts) == 0 && c.Severity == "" && c.Status == "" && c.Summary == "" && c.Title == "" {
+	} else if text == "" && len(c.Impacts) == 0 && c.Severity == "" && c.Status == "" && c.Summary == "" && c.Title == "" && c.Marking == "" && c.NextUpdateAt.IsZero() {
 		errs.Add("text", "", "an update needs at least a text, a status, a severity or an impact change")
 	}
 	if err := errs.Err(); err != nil {
@@ -306,7 +399,7 @@ func (i *Incident) Apply(kind string, c Change, now time.Time) (Update, error) {
 		text = describe(i, &next)
 	}
 	next.UpdatedAt = now
-	u := Update{Seq: len(i.Timeline) + 1, At: now, Kind: kind, Status: next.Status, Severity: next.Severity, Text: text, Impacts: changed}
+	u := Update{Seq: len(i.Timeline) + 1, At: now, Kind: kind, Status: next.Status, Severity: next.Severity, Text: text, Impacts: changed, Marking: textMarking}
 	next.Timeline = append(slices.Clone(i.Timeline), u)
 	*i = next
 	return u, nil
@@ -343,6 +436,12 @@ func describe(prev, next *Incident) string {
 	}
 	if prev.Severity != next.Severity {
 		parts = append(parts, "Severity "+string(next.Severity)+".")
+	}
+	if prev.Marking != next.Marking {
+		parts = append(parts, "Marking "+string(next.Marking)+".")
+	}
+	if !prev.NextUpdateAt.Equal(next.NextUpdateAt) && !next.NextUpdateAt.IsZero() {
+		parts = append(parts, "Next update by "+next.NextUpdateAt.UTC().Format("15:04 MST")+".")
 	}
 	if len(parts) == 0 {
 		parts = append(parts, "Impact updated.")

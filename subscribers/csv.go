@@ -14,7 +14,7 @@ import (
 // opted_out is accepted beyond the core set so that moving people from
 // another system cannot silently drop their opt-outs.
 var csvColumns = [...]string{
-	"id", "name", "roles", "nations", "tags", "locale", "timezone",
+	"id", "name", "roles", "nations", "tags", "locale", "locale_recorded", "locale_source", "timezone",
 	"phone", "email", "slack", "quiet_hours", "opted_out",
 }
 
@@ -197,6 +197,10 @@ func subscriberFromRecord(rec, cols []string, line int) (Subscriber, []RowError)
 			s.Tags = splitList(v)
 		case "locale":
 			s.Locale = v
+		case "locale_recorded":
+			s.LocaleRecorded = v
+		case "locale_source":
+			s.LocaleSource = v
 		case "timezone":
 			s.TimeZone = v
 		case "phone":

@@ -41,6 +41,13 @@ type Subscriber struct {
 	Tags []string `yaml:"tags" json:"tags"`
 	// Locale is the message language, "en" (default) or "cy".
 	Locale string `yaml:"locale" json:"locale"`
+	// LocaleRecorded is when the person's language preference was recorded
+	// (a date, 2026-03-01, or an RFC 3339 time): the Welsh Language
+	// Standards ask that the answer be kept, with when it was given.
+	LocaleRecorded string `yaml:"locale_recorded,omitempty" json:"locale_recorded,omitempty"`
+	// LocaleSource is how the preference was recorded ("asked at
+	// registration", "letter of 2 March 2026").
+	LocaleSource string `yaml:"locale_source,omitempty" json:"locale_source,omitempty"`
 	// TimeZone is an IANA zone name for quiet hours; default Europe/London.
 	TimeZone string `yaml:"timezone" json:"timezone"`
 	// Phone is an SMS-capable number in E.164 after Normalize.
@@ -97,6 +104,18 @@ func (s *Subscriber) Normalize() fields.List {
 		s.Locale = loc
 	} else {
 		errs.Add("locale", s.Locale, "unsupported locale: use en or cy (en-GB and cy-GB also work)")
+	}
+	if r := strings.TrimSpace(s.LocaleRecorded); r != "" {
+		if _, err := time.Parse("2006-01-02", r); err != nil {
+			if _, err := time.Parse(time.RFC3339, r); err != nil {
+				errs.Add("locale_recorded", s.LocaleRecorded, "not a date: write it as 2026-03-01 or 2026-03-01T09:30:00Z")
+			}
+		}
+		s.LocaleRecorded = r
+	}
+	s.LocaleSource = strings.TrimSpace(s.LocaleSource)
+	if hasControl(s.LocaleSource) {
+		errs.Add("locale_source", s.LocaleSource, "contains a control character: write it on one line")
 	}
 
 	tz := strings.TrimSpace(s.TimeZone)

@@ -28,6 +28,7 @@ func incidentChangeCmd(e *env, kind string) *cobra.Command {
 	var impacts []string
 	var wait time.Duration
 	var asJSON bool
+	var nextUpdate string
 	cmd := &cobra.Command{
 		Use:   kind + map[string]string{"open": "", "update": " ID", "resolve": " ID"}[kind],
 		Short: map[string]string{"open": "Open an incident and alert its audiences", "update": "Post an update to an incident", "resolve": "Resolve an incident"}[kind],
@@ -50,6 +51,13 @@ func incidentChangeCmd(e *env, kind string) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if nextUpdate != "" {
+				t, err := parseWhen(nextUpdate, e.now())
+				if err != nil {
+					return usageError{fmt.Errorf("--next-update: %w", err)}
+				}
+				c.NextUpdateAt = t
+			}
 			for _, s := range impacts {
 				im, err := incidents.ParseImpact(s)
 				if err != nil {
@@ -92,7 +100,10 @@ func incidentChangeCmd(e *env, kind string) *cobra.Command {
 		f.StringVar(&c.Status, "status", "", "investigating, identified or monitoring")
 		f.StringVar(&c.Summary, "summary", "", "a few sentences on what is happening")
 		f.StringArrayVar(&impacts, "impact", nil, `service impact "Service@nation=status[:workaround]" (repeatable); status operational|degraded|outage|restored`)
+		f.StringVar(&c.Marking, "marking", "", "protective marking of the incident (covers the summary): OFFICIAL or OFFICIAL-SENSITIVE")
+		f.StringVar(&nextUpdate, "next-update", "", "when the next update is promised: a duration from now (2h) or a time (2026-11-25T17:00:00Z)")
 	}
+	f.StringVar(&c.TextMarking, "text-marking", "", "marking of this timeline entry (default: the incident's); OFFICIAL-SENSITIVE text is withheld from SMS and Slack")
 	f.StringVar(&c.Text, "text", "", "the timeline entry")
 	f.DurationVar(&wait, "wait", 2*time.Minute, "how long to keep retrying deliveries before leaving them to crier serve")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
@@ -112,8 +123,13 @@ func flagErrors(err error) error {
 		if j := strings.IndexAny(flag, ".["); j >= 0 {
 			flag = flag[:j]
 		}
-		if flag == "impacts" {
+		switch flag {
+		case "impacts":
 			flag = "impact"
+		case "next_update_at":
+			flag = "next-update"
+		case "text_marking":
+			flag = "text-marking"
 		}
 		msg := "--" + flag
 		if p.Value != "" {
@@ -122,6 +138,17 @@ func flagErrors(err error) error {
 		lines[i] = msg + ": " + p.Msg
 	}
 	return usageError{errors.New(strings.Join(lines, "\n"))}
+}
+
+// parseWhen reads a duration from now (2h) or an RFC 3339 time.
+func parseWhen(v string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q: give a duration like 2h or a time like 2026-11-25T17:00:00Z", v)
 }
 
 func pastTense(kind string) string {
@@ -184,7 +211,10 @@ func incidentShowCmd(e *env) *cobra.Command {
 }
 
 func printIncident(w io.Writer, inc *incidents.Incident) {
-	fmt.Fprintf(w, "%s  %s\nseverity %s, status %s, opened %s\n", inc.ID, inc.Title, inc.Severity, inc.Status, inc.OpenedAt.Local().Format(time.DateTime))
+	fmt.Fprintf(w, "%s  %s\nseverity %s, status %s, marking %s, opened %s\n", inc.ID, inc.Title, inc.Severity, inc.Status, inc.Marking, inc.OpenedAt.Local().Format(time.DateTime))
+	if !inc.NextUpdateAt.IsZero() {
+		fmt.Fprintf(w, "next update due %s\n", inc.NextUpdateAt.Local().Format(time.DateTime))
+	}
 	if inc.Summary != "" {
 		fmt.Fprintf(w, "\n%s\n", inc.Summary)
 	}
@@ -198,6 +228,10 @@ func printIncident(w io.Writer, inc *incidents.Incident) {
 	}
 	fmt.Fprintln(w, "\nTimeline:")
 	for _, u := range inc.Timeline {
-		fmt.Fprintf(w, "  #%d %s [%s] %s\n", u.Seq, u.At.Local().Format(time.DateTime), u.Status, u.Text)
+		mark := ""
+		if u.Marking == incidents.OfficialSensitive {
+			mark = " (OFFICIAL-SENSITIVE)"
+		}
+		fmt.Fprintf(w, "  #%d %s [%s]%s %s\n", u.Seq, u.At.Local().Format(time.DateTime), u.Status, mark, u.Text)
 	}
 }
