@@ -104,11 +104,11 @@ type Channel struct {
 	Currency string `yaml:"currency"`
 	// PerSubscriber caps how many messages one person gets on this channel
 	// in a window; the excess is folded into their next briefing.
-	PerSubscriber *Cap `yaml:"per_subscriber"`
-	Sandbox         *sandbox.Config `yaml:"sandbox"`
-	Twilio          *twilio.Config  `yaml:"twilio"`
-	SMTP            *email.Config   `yaml:"smtp"`
-	Slack           *slack.Config   `yaml:"slack"`
+	PerSubscriber *Cap            `yaml:"per_subscriber"`
+	Sandbox       *sandbox.Config `yaml:"sandbox"`
+	Twilio        *twilio.Config  `yaml:"twilio"`
+	SMTP          *email.Config   `yaml:"smtp"`
+	Slack         *slack.Config   `yaml:"slack"`
 }
 
 // Cap is a rate cap per subscriber.

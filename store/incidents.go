@@ -22,8 +22,8 @@ func (t *Tx) CreateIncident(inc *incidents.Incident) error {
 	}
 	inc.ID = fmt.Sprintf("INC-%d", n+1)
 	imp, _ := json.Marshal(inc.Impacts)
-	if _, err := t.exec(`INSERT INTO incidents(id,title,severity,status,summary,impacts,opened_at,updated_at,resolved_at)
-		VALUES(?,?,?,?,?,?,?,?,?)`, inc.ID, inc.Title, inc.Severity, inc.Status, inc.Summary, string(imp),
+	if _, err := t.exec(`INSERT INTO incidents(id,title,severity,status,summary,impacts,marking,next_update_at,opened_at,updated_at,resolved_at)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?)`, inc.ID, inc.Title, inc.Severity, inc.Status, inc.Summary, string(imp), marking(inc.Marking), ms(inc.NextUpdateAt),
 		ms(inc.OpenedAt), ms(inc.UpdatedAt), ms(inc.ResolvedAt)); err != nil {
 		return fmt.Errorf("store: insert incident: %w", err)
 	}
@@ -38,8 +38,8 @@ func (t *Tx) CreateIncident(inc *incidents.Incident) error {
 // SaveIncidentUpdate stores inc's new state and its timeline entry u.
 func (t *Tx) SaveIncidentUpdate(inc *incidents.Incident, u incidents.Update) error {
 	imp, _ := json.Marshal(inc.Impacts)
-	res, err := t.exec(`UPDATE incidents SET title=?, severity=?, status=?, summary=?, impacts=?, updated_at=?, resolved_at=? WHERE id=?`,
-		inc.Title, inc.Severity, inc.Status, inc.Summary, string(imp), ms(inc.UpdatedAt), ms(inc.ResolvedAt), inc.ID)
+	res, err := t.exec(`UPDATE incidents SET title=?, severity=?, status=?, summary=?, impacts=?, marking=?, next_update_at=?, updated_at=?, resolved_at=? WHERE id=?`,
+		inc.Title, inc.Severity, inc.Status, inc.Summary, string(imp), marking(inc.Marking), ms(inc.NextUpdateAt), ms(inc.UpdatedAt), ms(inc.ResolvedAt), inc.ID)
 	if err != nil {
 		return fmt.Errorf("store: update incident %s: %w", inc.ID, err)
 	}
@@ -51,8 +51,8 @@ func (t *Tx) SaveIncidentUpdate(inc *incidents.Incident, u incidents.Update) err
 
 func (t *Tx) insertUpdate(id string, u incidents.Update) error {
 	imp, _ := json.Marshal(u.Impacts)
-	if _, err := t.exec(`INSERT INTO incident_updates(incident_id,seq,kind,at,status,severity,text,impacts) VALUES(?,?,?,?,?,?,?,?)`,
-		id, u.Seq, u.Kind, ms(u.At), u.Status, u.Severity, u.Text, string(imp)); err != nil {
+	if _, err := t.exec(`INSERT INTO incident_updates(incident_id,seq,kind,at,status,severity,text,impacts,marking) VALUES(?,?,?,?,?,?,?,?,?)`,
+		id, u.Seq, u.Kind, ms(u.At), u.Status, u.Severity, u.Text, string(imp), marking(u.Marking)); err != nil {
 		return fmt.Errorf("store: insert update %s#%d: %w", id, u.Seq, err)
 	}
 	return nil
@@ -98,7 +98,7 @@ func (t *Tx) Incidents(activeOnly bool) ([]*incidents.Incident, error) {
 }
 
 func listIncidents(ctx context.Context, q querier, where string, args ...any) ([]*incidents.Incident, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id,title,severity,status,summary,impacts,opened_at,updated_at,resolved_at FROM incidents `+where+` ORDER BY opened_at DESC, id DESC`, args...)
+	rows, err := q.QueryContext(ctx, `SELECT id,title,severity,status,summary,impacts,marking,next_update_at,opened_at,updated_at,resolved_at FROM incidents `+where+` ORDER BY opened_at DESC, id DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list incidents: %w", err)
 	}
@@ -108,14 +108,14 @@ func listIncidents(ctx context.Context, q querier, where string, args ...any) ([
 	for rows.Next() {
 		var inc incidents.Incident
 		var imp string
-		var opened, updated, resolved int64
-		if err := rows.Scan(&inc.ID, &inc.Title, &inc.Severity, &inc.Status, &inc.Summary, &imp, &opened, &updated, &resolved); err != nil {
+		var opened, updated, resolved, nextUpdate int64
+		if err := rows.Scan(&inc.ID, &inc.Title, &inc.Severity, &inc.Status, &inc.Summary, &imp, &inc.Marking, &nextUpdate, &opened, &updated, &resolved); err != nil {
 			return nil, fmt.Errorf("store: scan incident: %w", err)
 		}
 		if err := json.Unmarshal([]byte(imp), &inc.Impacts); err != nil {
 			return nil, fmt.Errorf("store: incident %s impacts: %w", inc.ID, err)
 		}
-		inc.OpenedAt, inc.UpdatedAt, inc.ResolvedAt = fromMS(opened), fromMS(updated), fromMS(resolved)
+		inc.OpenedAt, inc.UpdatedAt, inc.ResolvedAt, inc.NextUpdateAt = fromMS(opened), fromMS(updated), fromMS(resolved), fromMS(nextUpdate)
 		out = append(out, &inc)
 		byID[inc.ID] = &inc
 	}
@@ -125,7 +125,7 @@ func listIncidents(ctx context.Context, q querier, where string, args ...any) ([
 	if len(out) == 0 {
 		return out, nil
 	}
-	urows, err := q.QueryContext(ctx, `SELECT incident_id,seq,kind,at,status,severity,text,impacts FROM incident_updates ORDER BY incident_id, seq`)
+	urows, err := q.QueryContext(ctx, `SELECT incident_id,seq,kind,at,status,severity,text,impacts,marking FROM incident_updates ORDER BY incident_id, seq`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list updates: %w", err)
 	}
@@ -134,7 +134,7 @@ func listIncidents(ctx context.Context, q querier, where string, args ...any) ([
 		var id, imp string
 		var u incidents.Update
 		var at int64
-		if err := urows.Scan(&id, &u.Seq, &u.Kind, &at, &u.Status, &u.Severity, &u.Text, &imp); err != nil {
+		if err := urows.Scan(&id, &u.Seq, &u.Kind, &at, &u.Status, &u.Severity, &u.Text, &imp, &u.Marking); err != nil {
 			return nil, fmt.Errorf("store: scan update: %w", err)
 		}
 		inc := byID[id]
@@ -146,6 +146,13 @@ func listIncidents(ctx context.Context, q querier, where string, args ...any) ([
 		inc.Timeline = append(inc.Timeline, u)
 	}
 	return out, urows.Err()
+}
+
+func marking(m incidents.Marking) string {
+	if m == "" {
+		return string(incidents.Official)
+	}
+	return string(m)
 }
 
 // errNoRows reports sql.ErrNoRows.

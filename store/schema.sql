@@ -13,6 +13,8 @@ CREATE TABLE subscribers (
     nations     TEXT NOT NULL DEFAULT '',
     tags        TEXT NOT NULL DEFAULT '',
     locale      TEXT NOT NULL DEFAULT 'en',
+    locale_recorded TEXT NOT NULL DEFAULT '', -- when the language preference was recorded
+    locale_source   TEXT NOT NULL DEFAULT '', -- how it was recorded
     timezone    TEXT NOT NULL DEFAULT 'Europe/London',
     phone       TEXT NOT NULL DEFAULT '',
     email       TEXT NOT NULL DEFAULT '',
@@ -42,6 +44,8 @@ CREATE TABLE incidents (
     status      TEXT NOT NULL,
     summary     TEXT NOT NULL DEFAULT '',
     impacts     TEXT NOT NULL DEFAULT '[]', -- JSON
+    marking     TEXT NOT NULL DEFAULT 'OFFICIAL',
+    next_update_at INTEGER NOT NULL DEFAULT 0,
     opened_at   INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     resolved_at INTEGER NOT NULL DEFAULT 0
@@ -56,6 +60,7 @@ CREATE TABLE incident_updates (
     severity    TEXT NOT NULL,
     text        TEXT NOT NULL,
     impacts     TEXT NOT NULL DEFAULT '[]',
+    marking     TEXT NOT NULL DEFAULT 'OFFICIAL',
     PRIMARY KEY (incident_id, seq)
 );
 

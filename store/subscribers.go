@@ -20,15 +20,15 @@ func splitList(v string) []string {
 // UpsertSubscribers inserts or replaces subscribers (already normalised),
 // recording where they came from (config, import, api).
 func (t *Tx) UpsertSubscribers(list []subscribers.Subscriber, source string) error {
-	st, err := t.tx.PrepareContext(t.ctx, `INSERT INTO subscribers(id,name,roles,nations,tags,locale,timezone,phone,email,slack,quiet_start,quiet_end,opted_out,source,created_at,updated_at)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+	st, err := t.tx.PrepareContext(t.ctx, `INSERT INTO subscribers(id,name,roles,nations,tags,locale,locale_recorded,locale_source,timezone,phone,email,slack,quiet_start,quiet_end,opted_out,source,created_at,updated_at)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 		ON CONFLICT(id) DO UPDATE SET name=excluded.name, roles=excluded.roles, nations=excluded.nations, tags=excluded.tags,
-		locale=excluded.locale, timezone=excluded.timezone, phone=excluded.phone, email=excluded.email, slack=excluded.slack,
+		locale=excluded.locale, locale_recorded=excluded.locale_recorded, locale_source=excluded.locale_source, timezone=excluded.timezone, phone=excluded.phone, email=excluded.email, slack=excluded.slack,
 		quiet_start=excluded.quiet_start, quiet_end=excluded.quiet_end, opted_out=excluded.opted_out, source=excluded.source,
 		updated_at=excluded.updated_at
-		WHERE (name, roles, nations, tags, locale, timezone, phone, email, slack, quiet_start, quiet_end, opted_out, source) IS NOT
-		      (excluded.name, excluded.roles, excluded.nations, excluded.tags, excluded.locale, excluded.timezone, excluded.phone,
-		       excluded.email, excluded.slack, excluded.quiet_start, excluded.quiet_end, excluded.opted_out, excluded.source)`)
+		WHERE (name, roles, nations, tags, locale, locale_recorded, locale_source, timezone, phone, email, slack, quiet_start, quiet_end, opted_out, source) IS NOT
+		      (excluded.name, excluded.roles, excluded.nations, excluded.tags, excluded.locale, excluded.locale_recorded, excluded.locale_source,
+		       excluded.timezone, excluded.phone, excluded.email, excluded.slack, excluded.quiet_start, excluded.quiet_end, excluded.opted_out, excluded.source)`)
 	if err != nil {
 		return fmt.Errorf("store: prepare subscriber upsert: %w", err)
 	}
@@ -40,7 +40,7 @@ func (t *Tx) UpsertSubscribers(list []subscribers.Subscriber, source string) err
 		if s.QuietHours != nil {
 			qs, qe = s.QuietHours.Start, s.QuietHours.End
 		}
-		if _, err := st.ExecContext(t.ctx, s.ID, s.Name, joinList(s.Roles), joinList(s.Nations), joinList(s.Tags), s.Locale, s.TimeZone,
+		if _, err := st.ExecContext(t.ctx, s.ID, s.Name, joinList(s.Roles), joinList(s.Nations), joinList(s.Tags), s.Locale, s.LocaleRecorded, s.LocaleSource, s.TimeZone,
 			s.Phone, s.Email, s.Slack, qs, qe, joinList(s.OptedOut), source, now, now); err != nil {
 			return fmt.Errorf("store: save subscriber %s: %w", s.ID, err)
 		}
@@ -96,7 +96,7 @@ func (s *Store) Subscribers(ctx context.Context) ([]subscribers.Subscriber, erro
 }
 
 func eachSubscriber(ctx context.Context, q querier, fn func(*subscribers.Subscriber) error) error {
-	rows, err := q.QueryContext(ctx, `SELECT id,name,roles,nations,tags,locale,timezone,phone,email,slack,quiet_start,quiet_end,opted_out FROM subscribers ORDER BY id`)
+	rows, err := q.QueryContext(ctx, `SELECT id,name,roles,nations,tags,locale,locale_recorded,locale_source,timezone,phone,email,slack,quiet_start,quiet_end,opted_out FROM subscribers ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("store: list subscribers: %w", err)
 	}
@@ -104,7 +104,7 @@ func eachSubscriber(ctx context.Context, q querier, fn func(*subscribers.Subscri
 	for rows.Next() {
 		var s subscribers.Subscriber
 		var roles, nations, tags, qs, qe, opted string
-		if err := rows.Scan(&s.ID, &s.Name, &roles, &nations, &tags, &s.Locale, &s.TimeZone, &s.Phone, &s.Email, &s.Slack, &qs, &qe, &opted); err != nil {
+		if err := rows.Scan(&s.ID, &s.Name, &roles, &nations, &tags, &s.Locale, &s.LocaleRecorded, &s.LocaleSource, &s.TimeZone, &s.Phone, &s.Email, &s.Slack, &qs, &qe, &opted); err != nil {
 			return fmt.Errorf("store: scan subscriber: %w", err)
 		}
 		s.Roles, s.Nations, s.Tags, s.OptedOut = splitList(roles), splitList(nations), splitList(tags), splitList(opted)
