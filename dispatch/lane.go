@@ -127,6 +127,9 @@ func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claime
 	requeue := func(reason string) store.Result {
 		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: reason, Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()}
 	}
+	if r, skip := d.skip(ln, c); skip {
+		return r
+	}
 	if ln.limiter != nil {
 		n := 1
 		if ln.ch.Kind() == channels.KindSMS && c.Segments > 1 {
@@ -141,7 +144,12 @@ func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claime
 			return requeue("stopped")
 		}
 	}
-	start := d.opts.Now()
+	// Pacing may have waited: look again before sending.
+	if r, skip := d.skip(ln, c); skip {
+		return r
+	}
+	// Latency is a real duration, whatever clock the dispatcher is given.
+	start := time.Now()
 	rcpt, err := ln.ch.Send(sendCtx, m)
 	latency := time.Since(start)
 	r := d.outcome(ln, c, rcpt, err)
@@ -149,6 +157,26 @@ func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claime
 		d.opts.Observer.Observed(ln.ch.Name(), ln.ch.Kind(), r.Status, r.Reason, latency)
 	}
 	return r
+}
+
+// skip decides a claimed delivery without sending it: one whose deadline
+// has passed is expired (a briefing is not sent hours late just because
+// the queue was long), and one whose channel another send has just paused
+// is queued again for when the pause ends. Neither spends an attempt.
+func (d *Dispatcher) skip(ln *lane, c store.Claimed) (store.Result, bool) {
+	now := d.opts.Now()
+	if !c.Deadline.IsZero() && now.After(c.Deadline) {
+		r := store.Result{ID: c.ID, Status: store.StatusExpired, Reason: "deadline", Detail: "deadline passed before it could be sent", Uncount: true}
+		if d.opts.Observer != nil {
+			d.opts.Observer.Observed(ln.ch.Name(), ln.ch.Kind(), r.Status, r.Reason, 0)
+		}
+		return r, true
+	}
+	if wait := ln.pausedFor(now); wait > 0 {
+		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "paused", Detail: "channel paused after a channel-wide failure; not sent",
+			Uncount: true, NextAt: now.Add(wait)}, true
+	}
+	return store.Result{}, false
 }
 
 // outcome turns a send's result into the delivery's next state.

@@ -200,12 +200,19 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 	}
 	zones := map[string]*time.Location{}
 	pl := startPipeline(p.tmpl, func(j *planJob) error {
-		if j.err != nil {
-			return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, j.event, j.nd.Kind, j.nd.SubscriberID, j.locale, j.err)
+		var r templates.Rendered
+		if j.slot != nil {
+			if err := j.slot.err; err != nil {
+				return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, j.event, j.nd.Kind, j.nd.SubscriberID, j.locale, err)
+			}
+			r = j.slot.r
+			j.nd.Subject, j.nd.Text, j.nd.HTML, j.nd.Segments = r.Subject, r.Text, r.HTML, r.Segments
 		}
-		j.nd.Subject, j.nd.Text, j.nd.HTML, j.nd.Segments = j.r.Subject, j.r.Text, j.r.HTML, j.r.Segments
-		return fn(&j.nd, j.r)
+		return fn(&j.nd, r)
 	})
+	// Messages whose templates do not use the recipient's id or name are
+	// rendered once per group of recipients who share everything else.
+	groups := map[renderGroup]*renderSlot{}
 	var seen []string // channels already planned for this subscriber
 	err = tx.EachSubscriber(func(s *subscribers.Subscriber) error {
 		var data *templates.Data
@@ -245,7 +252,16 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 				case s.HasOptedOut(kind) || optOuts[string(kind)+":"+nd.Address]:
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "opted_out", fmt.Sprintf("%s opted out of %s", s.ID, kind)
 				default:
-					j.data = data
+					j.data, j.render = data, true
+					if !p.tmpl.Personal(t.Event, kind, s.Locale) {
+						g := renderGroup{event: t.Event, kind: kind, locale: s.Locale, zone: s.TimeZone, nations: strings.Join(s.Nations, ";")}
+						if slot, ok := groups[g]; ok {
+							j.slot, j.render = slot, false
+						} else if len(groups) < maxRenderGroups {
+							j.slot = &renderSlot{}
+							groups[g] = j.slot
+						}
+					}
 					if s.QuietHours != nil && !req.Critical {
 						if end, ok := quietEnd(*s.QuietHours, now, loc); ok {
 							nd.NextAt, nd.Reason = end, "quiet_hours"
@@ -267,50 +283,6 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 		return werr // the writer's error is the cause when selection stopped
 	}
 	return err
-}
-
-// Preview is one message a subscriber would get, rendered but not stored.
-type Preview struct {
-	Subscriber string             `json:"subscriber"`
-	Channel    string             `json:"channel"`
-	Kind       string             `json:"kind"`
-	Address    string             `json:"address"`
-	Status     string             `json:"status"`
-	Reason     string             `json:"reason,omitempty"`
-	Detail     string             `json:"detail,omitempty"`
-	Subject    string             `json:"subject,omitempty"`
-	Text       string             `json:"text,omitempty"`
-	HTML       string             `json:"html,omitempty"`
-	Encoding   templates.Encoding `json:"encoding,omitempty"`
-	Segments   int                `json:"segments,omitempty"`
-}
-
-// Preview renders what req would send, to the subscribers keep accepts,
-// without writing anything.
-func (p *Planner) Preview(ctx context.Context, st *store.Store, req Request, keep func(subscriberID string) bool) ([]Preview, error) {
-	if err := p.check(req); err != nil {
-		return nil, err
-	}
-	var out []Preview
-	errRollback := errors.New("preview: roll back")
-	err := st.Write(ctx, func(tx *store.Tx) error {
-		err := p.each(tx, req, p.now(), func(nd *store.NewDelivery, r templates.Rendered) error {
-			if keep != nil && !keep(nd.SubscriberID) {
-				return nil
-			}
-			out = append(out, Preview{Subscriber: nd.SubscriberID, Channel: nd.Channel, Kind: nd.Kind, Address: nd.Address, Status: nd.Status,
-				Reason: nd.Reason, Detail: nd.Detail, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Encoding: r.Encoding, Segments: r.Segments})
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		return errRollback
-	})
-	if errors.Is(err, errRollback) {
-		err = nil
-	}
-	return out, err
 }
 
 func (p *Planner) check(req Request) error {

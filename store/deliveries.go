@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -87,21 +88,37 @@ type NewDelivery struct {
 }
 
 // Enqueuer writes the deliveries of one trigger inside one transaction,
-// storing each distinct rendered body once.
+// storing each distinct rendered body once. Rows are written in
+// multi-row INSERTs of enqueueBatch: a large broadcast spends its time in
+// SQLite rather than in a round trip per row.
 type Enqueuer struct {
 	t       *Tx
 	trigger int64
-	ins     *sql.Stmt
+	ins     *sql.Stmt // enqueueBatch rows
 	msgIns  *sql.Stmt
 	bodies  map[[32]byte]int64
 	now     int64
 	written int
+	pending []any // deliveryCols arguments per row not yet written
+}
+
+const (
+	deliveryCols = 16
+	// enqueueBatch rows of deliveryCols parameters stay far below
+	// SQLite's limit on bound parameters.
+	enqueueBatch = 64
+)
+
+// insertDeliveries is the INSERT for n rows.
+func insertDeliveries(n int) string {
+	row := "(" + placeholders(deliveryCols) + ")"
+	return `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,created_at,updated_at)
+		VALUES` + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + ` ON CONFLICT(trigger_id, subscriber_id, channel) DO NOTHING`
 }
 
 // Enqueuer prepares to write the deliveries of triggerID.
 func (t *Tx) Enqueuer(triggerID int64) (*Enqueuer, error) {
-	ins, err := t.tx.PrepareContext(t.ctx, `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,created_at,updated_at)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(trigger_id, subscriber_id, channel) DO NOTHING`)
+	ins, err := t.tx.PrepareContext(t.ctx, insertDeliveries(enqueueBatch))
 	if err != nil {
 		return nil, fmt.Errorf("store: prepare delivery insert: %w", err)
 	}
@@ -111,11 +128,13 @@ func (t *Tx) Enqueuer(triggerID int64) (*Enqueuer, error) {
 		ins.Close()
 		return nil, fmt.Errorf("store: prepare message insert: %w", err)
 	}
-	return &Enqueuer{t: t, trigger: triggerID, ins: ins, msgIns: msgIns, bodies: map[[32]byte]int64{}, now: ms(t.s.now())}, nil
+	return &Enqueuer{t: t, trigger: triggerID, ins: ins, msgIns: msgIns, bodies: map[[32]byte]int64{}, now: ms(t.s.now()),
+		pending: make([]any, 0, enqueueBatch*deliveryCols)}, nil
 }
 
-// Add writes one delivery. A delivery that already exists for the same
-// trigger, subscriber and channel is left as it is.
+// Add queues one delivery for writing; it is written with the next full
+// batch or by Flush. A delivery that already exists for the same trigger,
+// subscriber and channel is left as it is.
 func (e *Enqueuer) Add(d *NewDelivery) error {
 	var msgID any
 	if d.Subject != "" || d.Text != "" || d.HTML != "" {
@@ -140,21 +159,47 @@ func (e *Enqueuer) Add(d *NewDelivery) error {
 	if next == 0 {
 		next = e.now
 	}
-	res, err := e.ins.ExecContext(e.t.ctx, e.trigger, d.SubscriberID, d.Channel, d.Kind, d.Address, d.IncidentID, msgID,
+	e.pending = append(e.pending, e.trigger, d.SubscriberID, d.Channel, d.Kind, d.Address, d.IncidentID, msgID,
 		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, e.now, e.now)
-	if err != nil {
-		return fmt.Errorf("store: insert delivery for %s on %s: %w", d.SubscriberID, d.Channel, err)
-	}
-	if n, _ := res.RowsAffected(); n == 1 {
-		e.written++
+	if len(e.pending) == enqueueBatch*deliveryCols {
+		return e.write(e.ins)
 	}
 	return nil
 }
 
-// Written is the number of deliveries Add has inserted.
+// Flush writes the deliveries Add has queued.
+func (e *Enqueuer) Flush() error {
+	if len(e.pending) == 0 {
+		return nil
+	}
+	return e.write(nil)
+}
+
+// write inserts the pending rows, with st when it fits their number.
+func (e *Enqueuer) write(st *sql.Stmt) error {
+	var res sql.Result
+	var err error
+	if st != nil {
+		res, err = st.ExecContext(e.t.ctx, e.pending...)
+	} else {
+		res, err = e.t.exec(insertDeliveries(len(e.pending)/deliveryCols), e.pending...)
+	}
+	if err != nil {
+		return fmt.Errorf("store: insert deliveries of trigger %d: %w", e.trigger, err)
+	}
+	n, _ := res.RowsAffected()
+	e.written += int(n)
+	clear(e.pending) // let the rendered bodies go
+	e.pending = e.pending[:0]
+	return nil
+}
+
+// Written is the number of deliveries inserted so far (call Flush first
+// to count every Add).
 func (e *Enqueuer) Written() int { return e.written }
 
-// Close releases the prepared statements.
+// Close releases the prepared statements. Deliveries not yet flushed are
+// dropped.
 func (e *Enqueuer) Close() error {
 	e.ins.Close()
 	return e.msgIns.Close()

@@ -152,36 +152,53 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 	}
 	return s.Write(ctx, func(t *Tx) error {
 		now := ms(s.now())
-		upd, err := t.tx.PrepareContext(ctx, `UPDATE deliveries SET status=?, reason=?, detail=?, provider_id=CASE WHEN ?='' THEN provider_id ELSE ? END,
+		const set = `UPDATE deliveries SET status=?, reason=?, detail=?, provider_id=CASE WHEN ?='' THEN provider_id ELSE ? END,
 			segments=CASE WHEN ?=0 THEN segments ELSE ? END, next_at=CASE WHEN ?=0 THEN next_at ELSE ? END,
 			attempts=attempts-?, lease_until=0, updated_at=?, sent_at=CASE WHEN ?='sent' THEN ? ELSE sent_at END
-			WHERE id=? AND status='sending' RETURNING incident_id, channel, kind, address`)
+			WHERE id=? AND status='sending'`
+		// Most results need only to know whether the row was still
+		// sending; a thread or an opt-out also needs the row's address.
+		upd, err := t.tx.PrepareContext(ctx, set)
 		if err != nil {
 			return fmt.Errorf("store: prepare record: %w", err)
 		}
 		defer upd.Close()
-		ev, err := t.tx.PrepareContext(ctx, `INSERT INTO delivery_events(delivery_id,at,status,reason,detail) VALUES(?,?,?,?,?)`)
+		updRet, err := t.tx.PrepareContext(ctx, set+` RETURNING incident_id, channel, kind, address`)
 		if err != nil {
-			return fmt.Errorf("store: prepare event: %w", err)
+			return fmt.Errorf("store: prepare record: %w", err)
 		}
-		defer ev.Close()
+		defer updRet.Close()
+		ev := eventWriter{t: t}
 		for _, r := range results {
 			uncount := 0
 			if r.Uncount {
 				uncount = 1
 			}
 			next := ms(r.NextAt)
+			args := []any{r.Status, r.Reason, r.Detail, r.ProviderID, r.ProviderID, r.Segments, r.Segments, next, next, uncount, now, r.Status, now, r.ID}
+			if r.Thread == "" && !r.OptOut {
+				res, err := upd.ExecContext(ctx, args...)
+				if err != nil {
+					return fmt.Errorf("store: record delivery %d: %w", r.ID, err)
+				}
+				if n, _ := res.RowsAffected(); n == 0 {
+					continue // no longer sending: another outcome won
+				}
+				if err := ev.add(r.ID, now, r.Status, r.Reason, r.Detail); err != nil {
+					return err
+				}
+				continue
+			}
 			var inc, ch, kind, addr string
-			err := upd.QueryRowContext(ctx, r.Status, r.Reason, r.Detail, r.ProviderID, r.ProviderID, r.Segments, r.Segments, next, next,
-				uncount, now, r.Status, now, r.ID).Scan(&inc, &ch, &kind, &addr)
+			err := updRet.QueryRowContext(ctx, args...).Scan(&inc, &ch, &kind, &addr)
 			if errNoRows(err) {
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("store: record delivery %d: %w", r.ID, err)
 			}
-			if _, err := ev.ExecContext(ctx, r.ID, now, r.Status, r.Reason, r.Detail); err != nil {
-				return fmt.Errorf("store: record event %d: %w", r.ID, err)
+			if err := ev.add(r.ID, now, r.Status, r.Reason, r.Detail); err != nil {
+				return err
 			}
 			if r.Thread != "" && inc != "" {
 				if _, err := t.exec(`INSERT INTO threads(incident_id,channel,address,ref,created_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING`,
@@ -195,8 +212,37 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 				}
 			}
 		}
-		return nil
+		return ev.flush()
 	})
+}
+
+// eventWriter appends delivery_events rows in multi-row INSERTs: recording
+// a batch of outcomes is one statement per outcome, not two.
+type eventWriter struct {
+	t    *Tx
+	args []any
+}
+
+const eventBatch = 128 // rows of 5 parameters per INSERT
+
+func (w *eventWriter) add(id, at int64, status, reason, detail string) error {
+	w.args = append(w.args, id, at, status, reason, detail)
+	if len(w.args) == eventBatch*5 {
+		return w.flush()
+	}
+	return nil
+}
+
+func (w *eventWriter) flush() error {
+	if len(w.args) == 0 {
+		return nil
+	}
+	q := `INSERT INTO delivery_events(delivery_id,at,status,reason,detail) VALUES` + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?),", len(w.args)/5), ",")
+	if _, err := w.t.exec(q, w.args...); err != nil {
+		return fmt.Errorf("store: record events: %w", err)
+	}
+	w.args = w.args[:0]
+	return nil
 }
 
 // RecoverInFlight deals with deliveries of channel left in sending by a

@@ -21,9 +21,19 @@ import (
 //go:embed schema.sql
 var schemaV1 string
 
+// upgrades[i] brings a database from schema version i+1 to i+2. A new
+// database gets schemaV1 and then every upgrade, so both paths end equal.
+var upgrades = []string{
+	// v2: a claim walks the due queue in (priority, next_at, id) order
+	// through an index and stops at its limit, instead of sorting every
+	// due row of the channel on each claim (quadratic over a broadcast).
+	`DROP INDEX IF EXISTS deliveries_due;
+	CREATE INDEX deliveries_claim ON deliveries(channel, priority DESC, next_at, id) WHERE status = 'queued';`,
+}
+
 // SchemaVersion is the schema this binary writes. A database with a newer
 // version is refused rather than damaged.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Store is an open crier database.
 type Store struct {
@@ -113,8 +123,16 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, schemaV1); err != nil {
-		return fmt.Errorf("store: migrate to v1: %w", err)
+	if v == 0 {
+		if _, err := tx.ExecContext(ctx, schemaV1); err != nil {
+			return fmt.Errorf("store: migrate to v1: %w", err)
+		}
+		v = 1
+	}
+	for ; v < SchemaVersion; v++ {
+		if _, err := tx.ExecContext(ctx, upgrades[v-1]); err != nil {
+			return fmt.Errorf("store: migrate to v%d: %w", v+1, err)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
@@ -188,7 +206,15 @@ func (s *Store) Backup(ctx context.Context, dst string) error {
 	if _, err := os.Stat(dst); err == nil {
 		return fmt.Errorf("store: backup target %s already exists: choose a new file name", dst)
 	}
-	if _, err := s.r.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+	// The read pool is query_only, which SQLite applies to VACUUM INTO too,
+	// and the writer must stay free: the copy gets a connection of its own.
+	// In WAL mode it holds only a read transaction.
+	db, err := sql.Open("sqlite", dsn(s.path, false))
+	if err != nil {
+		return fmt.Errorf("store: backup to %s: %w", dst, err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
 		return fmt.Errorf("store: backup to %s: %w", dst, err)
 	}
 	return nil

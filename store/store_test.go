@@ -1,0 +1,294 @@
+package store_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crier-dev/crier/store"
+	"github.com/crier-dev/crier/subscribers"
+)
+
+func TestStore_Open_Errors(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, path string) // prepares the file at path
+		empty bool                            // open "" instead of path
+		want  string
+	}{
+		{"empty path", nil, true, "store.path"},
+		{"not a database", func(t *testing.T, path string) {
+			if err := os.WriteFile(path, []byte(strings.Repeat("this is not SQLite\n", 100)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false, "is it a SQLite database?"},
+		{"schema newer than this binary", func(t *testing.T, path string) {
+			st, err := store.Open(context.Background(), path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			db, err := sql.Open("sqlite", "file:"+path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec("PRAGMA user_version = 99"); err != nil {
+				t.Fatal(err)
+			}
+		}, false, "schema version 99, newer than this crier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "crier.db")
+			if tt.setup != nil {
+				tt.setup(t, path)
+			}
+			if tt.empty {
+				path = ""
+			}
+			st, err := store.Open(context.Background(), path)
+			if err == nil {
+				st.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Open error %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestStore_Open_ReopenKeepsData(t *testing.T) {
+	clk := newClock(t0)
+	st, path := open(t, clk)
+	enqueue(t, st, "send:1", delivery("a"))
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st = openAt(t, path, clk)
+	if got := rows(t, st); len(got) != 1 {
+		t.Errorf("after reopening: %d rows, want 1", len(got))
+	}
+	if err := st.Ping(context.Background()); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+}
+
+// A database written by the v1 schema is upgraded in place on open.
+func TestStore_Open_UpgradesV1(t *testing.T) {
+	clk := newClock(t0)
+	st, path := open(t, clk)
+	enqueue(t, st, "send:1", delivery("a"))
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP INDEX deliveries_claim`, `CREATE INDEX deliveries_due ON deliveries(channel, next_at) WHERE status = 'queued'`, `PRAGMA user_version = 1`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	st = openAt(t, path, clk)
+	var version int
+	var indexes []string
+	r := raw(t, path)
+	if err := r.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := r.Query(`SELECT name FROM sqlite_master WHERE type='index' AND name IN ('deliveries_due','deliveries_claim')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		indexes = append(indexes, n)
+	}
+	rows.Close()
+	if version != store.SchemaVersion || !reflect.DeepEqual(indexes, []string{"deliveries_claim"}) {
+		t.Errorf("after the upgrade: version %d, indexes %v; want %d and deliveries_claim only", version, indexes, store.SchemaVersion)
+	}
+	if c := claim(t, st, store.ClaimOptions{}); len(c) != 1 {
+		t.Errorf("claimed %d after the upgrade, want the old row", len(c))
+	}
+}
+
+func TestStore_Write_RollsBack(t *testing.T) {
+	clk := newClock(t0)
+	st, path := open(t, clk)
+	boom := errors.New("render failed")
+	err := st.Write(context.Background(), func(tx *store.Tx) error {
+		tr := &store.Trigger{Key: "send:rollback", Kind: "send"}
+		if _, err := tx.CreateTrigger(tr); err != nil {
+			return err
+		}
+		enq, err := tx.Enqueuer(tr.ID)
+		if err != nil {
+			return err
+		}
+		defer enq.Close()
+		for _, id := range []string{"a", "b"} {
+			d := delivery(id)
+			if err := enq.Add(&d); err != nil {
+				return err
+			}
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Write = %v, want the callback's error", err)
+	}
+	for _, table := range []string{"triggers", "deliveries", "messages"} {
+		if n := count(t, path, table); n != 0 {
+			t.Errorf("%s: %d rows after a rolled-back Write", table, n)
+		}
+	}
+}
+
+func TestStore_Subscribers_RoundTrip(t *testing.T) {
+	clk := newClock(t0)
+	st, _ := open(t, clk)
+	want := []subscribers.Subscriber{sub("ann"), sub("bob")}
+	want[1].QuietHours, want[1].OptedOut, want[1].Tags = nil, nil, []string{"duty", "north"}
+	err := st.Write(context.Background(), func(tx *store.Tx) error { return tx.UpsertSubscribers(want, "config") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Subscribers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Subscribers =\n%+v\nwant\n%+v", got, want)
+	}
+	// A subscriber removed from the config is removed; imported ones stay.
+	err = st.Write(context.Background(), func(tx *store.Tx) error {
+		if err := tx.UpsertSubscribers([]subscribers.Subscriber{sub("cat")}, "import"); err != nil {
+			return err
+		}
+		n, err := tx.RemoveSubscribersNotIn("config", []string{"bob"})
+		if n != 1 {
+			t.Errorf("RemoveSubscribersNotIn removed %d, want 1", n)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = st.Subscribers(context.Background())
+	if len(got) != 2 || got[0].ID != "bob" || got[1].ID != "cat" {
+		t.Errorf("after removal: %+v, want bob and cat", got)
+	}
+}
+
+func TestStore_RecordRun_Once(t *testing.T) {
+	clk := newClock(t0)
+	st, path := open(t, clk)
+	ctx := context.Background()
+	due := time.Date(2026, 1, 15, 8, 0, 0, 0, time.UTC)
+	run := store.ScheduleRun{Schedule: "morning", DueAt: due, FiredAt: due.Add(2 * time.Second)}
+	first, err := st.RecordRun(ctx, run)
+	if err != nil || !first {
+		t.Fatalf("first RecordRun = %v, %v", first, err)
+	}
+	// The same occurrence again (a second process, a restart in the same
+	// minute) must not fire.
+	st.Close()
+	st = openAt(t, path, clk)
+	run.FiredAt = due.Add(40 * time.Second)
+	again, err := st.RecordRun(ctx, run)
+	if err != nil || again {
+		t.Fatalf("second RecordRun = %v, %v; want false", again, err)
+	}
+	if err := st.FinishRun(ctx, "morning", due, 7, ""); err != nil {
+		t.Fatal(err)
+	}
+	last, ok, err := st.LastRun(ctx, "morning")
+	if err != nil || !ok || !last.DueAt.Equal(due) || last.TriggerID != 7 || !last.FiredAt.Equal(due.Add(2*time.Second)) {
+		t.Errorf("LastRun = %+v, %v, %v", last, ok, err)
+	}
+}
+
+func TestStore_SaveAPIRequest_FirstWins(t *testing.T) {
+	clk := newClock(t0)
+	st, _ := open(t, clk)
+	ctx := context.Background()
+	if _, ok, _ := st.APIRequest(ctx, "k1"); ok {
+		t.Fatal("an unknown key was found")
+	}
+	first := store.APIResponse{Route: "POST /api/v1/send", BodyHash: "abc", Status: 201, Body: []byte(`{"trigger":"send:1"}`)}
+	for _, r := range []store.APIResponse{first, {Route: "POST /api/v1/send", BodyHash: "def", Status: 500, Body: []byte("no")}} {
+		if err := st.SaveAPIRequest(ctx, "k1", r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, ok, err := st.APIRequest(ctx, "k1")
+	if err != nil || !ok || !reflect.DeepEqual(got, first) {
+		t.Errorf("APIRequest = %+v, %v, %v; want the first answer", got, ok, err)
+	}
+}
+
+func TestStore_Heartbeat_Alive(t *testing.T) {
+	clk := newClock(t0)
+	st, _ := open(t, clk)
+	ctx := context.Background()
+	if _, ok, err := st.Alive(ctx, "serve"); ok || err != nil {
+		t.Fatalf("Alive before any heartbeat = %v, %v", ok, err)
+	}
+	if err := st.Heartbeat(ctx, "serve", "host:1", 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		advance time.Duration
+		alive   bool
+	}{{10 * time.Second, true}, {25 * time.Second, false}}
+	for _, tt := range tests {
+		clk.Add(tt.advance)
+		holder, ok, err := st.Alive(ctx, "serve")
+		if err != nil || ok != tt.alive || holder != "host:1" {
+			t.Errorf("after +%v: Alive = %q, %v, %v; want %v", tt.advance, holder, ok, err, tt.alive)
+		}
+	}
+	if err := st.ReleaseHeartbeat(ctx, "serve", "other"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Heartbeat(ctx, "serve", "host:1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := st.Alive(ctx, "serve"); !ok {
+		t.Error("someone else's release removed the lease")
+	}
+	if err := st.ReleaseHeartbeat(ctx, "serve", "host:1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := st.Alive(ctx, "serve"); ok {
+		t.Error("the lease survived its holder's release")
+	}
+}
+
+func TestStore_Backup(t *testing.T) {
+	clk := newClock(t0)
+	st, _ := open(t, clk)
+	enqueue(t, st, "send:1", delivery("a"), delivery("b"))
+	dst := filepath.Join(t.TempDir(), "backup.db")
+	if err := st.Backup(context.Background(), dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Backup(context.Background(), dst); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second Backup to the same file = %v, want already exists", err)
+	}
+	copyStore := openAt(t, dst, clk)
+	if got := rows(t, copyStore); len(got) != 2 {
+		t.Errorf("backup has %d deliveries, want 2", len(got))
+	}
+}
