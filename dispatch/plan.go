@@ -28,6 +28,10 @@ type Target struct {
 	// Event names the templates to render: alert, update, resolve,
 	// briefing or message.
 	Event string
+	// Fold records the target's deliveries as suppressed (reason folded)
+	// instead of sending them: a minor update that the next briefing
+	// carries.
+	Fold bool
 }
 
 // Request is one trigger to plan.
@@ -79,6 +83,22 @@ type Planner struct {
 	retry     RetryPolicy
 	now       func() time.Time
 	dashboard string
+	channels  map[string]ChannelRules
+}
+
+// ChannelRules are a channel's content rules.
+type ChannelRules struct {
+	// MaxMarking is the highest protective marking the channel may carry;
+	// more sensitive text is withheld with a pointer (default OFFICIAL).
+	MaxMarking incidents.Marking
+	// MaxSegments caps an SMS: a longer text is shortened at a word
+	// boundary with a pointer (0: no cap).
+	MaxSegments int
+	// CapMax and CapWindow cap messages per subscriber on the channel;
+	// the excess is suppressed (reason capped) and left to the next
+	// briefing. Critical messages are never capped.
+	CapMax    int
+	CapWindow time.Duration
 }
 
 // PlannerOptions configure a Planner.
@@ -89,6 +109,8 @@ type PlannerOptions struct {
 	Retry        RetryPolicy
 	Now          func() time.Time
 	DashboardURL string
+	// Rules are per-channel content rules (marking, SMS length, caps).
+	Rules map[string]ChannelRules
 }
 
 // NewPlanner builds a planner.
@@ -97,7 +119,8 @@ func NewPlanner(o PlannerOptions) *Planner {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	p := &Planner{tmpl: o.Templates, kinds: o.Channels, audiences: map[string]Audience{}, retry: o.Retry, now: o.Now, dashboard: o.DashboardURL}
+	p := &Planner{tmpl: o.Templates, kinds: o.Channels, audiences: map[string]Audience{}, retry: o.Retry, now: o.Now, dashboard: o.DashboardURL,
+		channels: o.Rules}
 	for _, a := range o.Audiences {
 		p.audiences[a.Name] = a
 	}
@@ -142,7 +165,7 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 		return out, err
 	}
 	defer enq.Close()
-	err = p.each(tx, req, now, func(nd *store.NewDelivery, _ templates.Rendered) error {
+	err = p.each(tx, req, now, func(nd *store.NewDelivery, _ templates.Rendered, _ string) error {
 		// each hands over every subscriber × channel once and the trigger
 		// is new, so every delivery here is a new row.
 		nd.IncidentID = tr.IncidentID
@@ -178,7 +201,7 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 // goroutine. Rendering runs in parallel (see renderPipeline). A subscriber
 // reached on the same channel through two targets gets the first target's
 // message only.
-func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.NewDelivery, templates.Rendered) error) error {
+func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *store.NewDelivery, r templates.Rendered, locale string) error) error {
 	optOuts, err := tx.OptOuts()
 	if err != nil {
 		return err
@@ -199,16 +222,24 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 		nations = req.Incident.Nations()
 	}
 	zones := map[string]*time.Location{}
+	rc, err := p.newRecipients(tx, req, base, now)
+	if err != nil {
+		return err
+	}
+	caps, err := p.capCounts(tx, req, now)
+	if err != nil {
+		return err
+	}
 	pl := startPipeline(p.tmpl, func(j *planJob) error {
 		var r templates.Rendered
 		if j.slot != nil {
 			if err := j.slot.err; err != nil {
 				return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, j.event, j.nd.Kind, j.nd.SubscriberID, j.locale, err)
 			}
-			r = j.slot.r
+			r = j.slot.fitted(p.channels[j.nd.Channel].MaxSegments, j.locale)
 			j.nd.Subject, j.nd.Text, j.nd.HTML, j.nd.Segments = r.Subject, r.Text, r.HTML, r.Segments
 		}
-		return fn(&j.nd, r)
+		return fn(&j.nd, r, j.locale)
 	})
 	// Messages whose templates do not use the recipient's id or name are
 	// rendered once per group of recipients who share everything else.
@@ -229,13 +260,7 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 			}
 			loc := zone(zones, s.TimeZone)
 			if data == nil {
-				d := base
-				d.RecipientID, d.RecipientName, d.RecipientLocale, d.RecipientTimeZone = s.ID, s.Name, s.Locale, s.TimeZone
-				d.RecipientNations = s.Nations
-				if !req.NextBriefing.IsZero() {
-					d.NextBriefing = templates.FormatTime(req.NextBriefing.In(loc), s.Locale)
-				}
-				data = &d
+				data = rc.data(s, loc)
 			}
 			for _, chName := range t.Channels {
 				if slices.Contains(seen, chName) {
@@ -246,15 +271,23 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(*store.
 				j := planJob{event: t.Event, locale: s.Locale, nd: store.NewDelivery{SubscriberID: s.ID, Channel: chName, Kind: string(kind),
 					Address: s.Address(kind), Priority: priority, Status: store.StatusQueued, Deadline: deadline}}
 				nd := &j.nd
+				rules := p.channels[chName]
 				switch {
 				case nd.Address == "":
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "no_address", fmt.Sprintf("%s has no %s address", s.ID, kind)
 				case s.HasOptedOut(kind) || optOuts[string(kind)+":"+nd.Address]:
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "opted_out", fmt.Sprintf("%s opted out of %s", s.ID, kind)
+				case t.Fold:
+					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "folded", "minor update: carried by the next briefing instead"
+				case rules.CapMax > 0 && !req.Critical && caps.over(chName, s.ID, rules.CapMax):
+					nd.Status, nd.Reason = store.StatusSuppressed, "capped"
+					nd.Detail = fmt.Sprintf("over %d messages per %s on %s: carried by the next briefing instead", rules.CapMax, rules.CapWindow, chName)
 				default:
-					j.data, j.render = data, true
+					d, withheld := rc.forChannel(s, data, rules.MaxMarking)
+					j.data, j.render = d, true
 					if !p.tmpl.Personal(t.Event, kind, s.Locale) {
-						g := renderGroup{event: t.Event, kind: kind, locale: s.Locale, zone: s.TimeZone, nations: strings.Join(s.Nations, ";")}
+						g := renderGroup{event: t.Event, kind: kind, locale: s.Locale, zone: s.TimeZone, nations: strings.Join(s.Nations, ";"),
+							since: rc.sinceKey(s), withheld: withheld}
 						if slot, ok := groups[g]; ok {
 							j.slot, j.render = slot, false
 						} else if len(groups) < maxRenderGroups {
@@ -345,35 +378,25 @@ func (p *Planner) baseData(tx *store.Tx, req Request, now time.Time) (templates.
 		inc := incidentData(req.Incident)
 		d.IncidentID, d.Title, d.Severity, d.Status, d.Summary, d.UpdateText = inc.IncidentID, inc.Title, inc.Severity, inc.Status, inc.Summary, inc.UpdateText
 		d.OpenedAt, d.UpdatedAt, d.Impacts, d.Timeline = inc.OpenedAt, inc.UpdatedAt, inc.Impacts, inc.Timeline
+		d.Marking = inc.Marking
 		if p.dashboard != "" {
 			d.DashboardURL = strings.TrimSuffix(p.dashboard, "/") + "/incidents/" + req.Incident.ID
 		}
 	}
-	if req.Kind == "briefing" {
-		list, err := tx.Incidents(false)
-		if err != nil {
-			return d, err
-		}
-		for _, inc := range list {
-			if inc.Active() || now.Sub(inc.ResolvedAt) < 24*time.Hour {
-				d.Incidents = append(d.Incidents, incidentData(inc))
-			}
-		}
-		if p.dashboard != "" {
-			d.DashboardURL = strings.TrimSuffix(p.dashboard, "/") + "/"
-		}
+	if req.Kind == "briefing" && p.dashboard != "" {
+		d.DashboardURL = strings.TrimSuffix(p.dashboard, "/") + "/"
 	}
 	return d, nil
 }
 
 func incidentData(inc *incidents.Incident) templates.Incident {
 	out := templates.Incident{IncidentID: inc.ID, Title: inc.Title, Severity: string(inc.Severity), Status: string(inc.Status),
-		Summary: inc.Summary, OpenedAt: inc.OpenedAt, UpdatedAt: inc.UpdatedAt}
+		Summary: inc.Summary, OpenedAt: inc.OpenedAt, UpdatedAt: inc.UpdatedAt, ResolvedAt: inc.ResolvedAt, Marking: string(inc.Marking)}
 	for _, im := range inc.Impacts {
 		out.Impacts = append(out.Impacts, templates.Impact{Service: im.Service, Nation: im.Nation, Status: string(im.Status), Workaround: im.Workaround})
 	}
 	for _, u := range inc.Timeline {
-		out.Timeline = append(out.Timeline, templates.Entry{At: u.At, Status: string(u.Status), Text: u.Text})
+		out.Timeline = append(out.Timeline, entryData(u))
 	}
 	if n := len(inc.Timeline); n > 0 {
 		out.UpdateText = inc.Timeline[n-1].Text

@@ -11,6 +11,7 @@ import (
 // Preview is one message a subscriber would get, rendered but not stored.
 type Preview struct {
 	Subscriber string             `json:"subscriber"`
+	Locale     string             `json:"locale"`
 	Channel    string             `json:"channel"`
 	Kind       string             `json:"kind"`
 	Address    string             `json:"address"`
@@ -33,12 +34,11 @@ func (p *Planner) Preview(ctx context.Context, st *store.Store, req Request, kee
 	var out []Preview
 	errRollback := errors.New("preview: roll back")
 	err := st.Write(ctx, func(tx *store.Tx) error {
-		err := p.each(tx, req, p.now(), func(nd *store.NewDelivery, r templates.Rendered) error {
+		err := p.each(tx, req, p.now(), func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
 			if keep != nil && !keep(nd.SubscriberID) {
 				return nil
 			}
-			out = append(out, Preview{Subscriber: nd.SubscriberID, Channel: nd.Channel, Kind: nd.Kind, Address: nd.Address, Status: nd.Status,
-				Reason: nd.Reason, Detail: nd.Detail, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Encoding: r.Encoding, Segments: r.Segments})
+			out = append(out, preview(nd, r, locale))
 			return nil
 		})
 		if err != nil {
@@ -50,4 +50,99 @@ func (p *Planner) Preview(ctx context.Context, st *store.Store, req Request, kee
 		err = nil
 	}
 	return out, err
+}
+
+func preview(nd *store.NewDelivery, r templates.Rendered, locale string) Preview {
+	return Preview{Subscriber: nd.SubscriberID, Locale: locale, Channel: nd.Channel, Kind: nd.Kind, Address: nd.Address, Status: nd.Status,
+		Reason: nd.Reason, Detail: nd.Detail, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Encoding: r.Encoding, Segments: r.Segments}
+}
+
+// Price is what one SMS segment costs on a channel.
+type Price struct {
+	PerSegment float64
+	Currency   string
+}
+
+// Preflight is what a trigger would do, before it is sent: who gets what
+// over which channel and in which language, who would not be told and why,
+// one rendered sample per channel × language, and the SMS bill.
+type Preflight struct {
+	Recipients    int                          `json:"recipients"` // distinct subscribers with at least one message
+	Messages      int                          `json:"messages"`
+	Channels      map[string]*ChannelPreflight `json:"channels"`
+	Suppressed    []Preview                    `json:"suppressed"` // without bodies
+	Deferred      []Preview                    `json:"deferred"`   // quiet hours, without bodies
+	Samples       []Preview                    `json:"samples"`    // one per channel × language
+	TotalSegments int                          `json:"total_segments"`
+	EstimatedCost float64                      `json:"estimated_cost"`
+	Currency      string                       `json:"currency,omitempty"`
+}
+
+// ChannelPreflight is one channel's share of a pre-flight.
+type ChannelPreflight struct {
+	Kind          string         `json:"kind"`
+	Messages      int            `json:"messages"`
+	ByLocale      map[string]int `json:"by_locale"`
+	Suppressed    int            `json:"suppressed"`
+	Segments      int            `json:"segments,omitempty"`
+	EstimatedCost float64        `json:"estimated_cost,omitempty"`
+	Currency      string         `json:"currency,omitempty"`
+}
+
+// Preflight renders what req would send, streaming (nothing is written,
+// nothing is held per recipient but the suppressed and deferred lists).
+func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, prices map[string]Price) (Preflight, error) {
+	if err := p.check(req); err != nil {
+		return Preflight{}, err
+	}
+	pf := Preflight{Channels: map[string]*ChannelPreflight{}, Suppressed: []Preview{}, Deferred: []Preview{}, Samples: []Preview{}}
+	people := map[string]bool{}
+	sampled := map[string]bool{}
+	errRollback := errors.New("preflight: roll back")
+	err := st.Write(ctx, func(tx *store.Tx) error {
+		err := p.each(tx, req, p.now(), func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
+			cp := pf.Channels[nd.Channel]
+			if cp == nil {
+				cp = &ChannelPreflight{Kind: nd.Kind, ByLocale: map[string]int{}}
+				pf.Channels[nd.Channel] = cp
+			}
+			if nd.Status == store.StatusSuppressed {
+				cp.Suppressed++
+				pf.Suppressed = append(pf.Suppressed, preview(nd, templates.Rendered{}, locale))
+				return nil
+			}
+			if nd.Reason == "quiet_hours" {
+				pf.Deferred = append(pf.Deferred, preview(nd, templates.Rendered{}, locale))
+			}
+			people[nd.SubscriberID] = true
+			pf.Messages++
+			cp.Messages++
+			cp.ByLocale[locale]++
+			if r.Segments > 0 {
+				cp.Segments += r.Segments
+				pf.TotalSegments += r.Segments
+				if pr, ok := prices[nd.Channel]; ok {
+					c := float64(r.Segments) * pr.PerSegment
+					cp.EstimatedCost += c
+					cp.Currency = pr.Currency
+					pf.EstimatedCost += c
+					pf.Currency = pr.Currency
+				}
+			}
+			if k := nd.Channel + "/" + locale; !sampled[k] {
+				sampled[k] = true
+				pf.Samples = append(pf.Samples, preview(nd, r, locale))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if errors.Is(err, errRollback) {
+		err = nil
+	}
+	pf.Recipients = len(people)
+	return pf, err
 }

@@ -31,6 +31,25 @@ type planJob struct {
 type renderSlot struct {
 	r   templates.Rendered
 	err error
+	// fit is r shortened to a channel's segment cap, made once by the
+	// writer (the only goroutine that reads slots after rendering).
+	fit    templates.Rendered
+	fitMax int
+}
+
+// fitted returns the rendered message within max SMS segments (0: no
+// cap): shortened at a word boundary with a pointer to the full text.
+func (s *renderSlot) fitted(max int, locale string) templates.Rendered {
+	if max <= 0 || s.r.Segments <= max || s.r.Encoding == "" {
+		return s.r
+	}
+	if s.fitMax != max {
+		s.fit = s.r
+		s.fit.Text = templates.FitSMS(s.r.Text, max, templates.SMSPointer(locale))
+		s.fit.Encoding, s.fit.Segments = templates.SMSSegments(s.fit.Text)
+		s.fitMax = max
+	}
+	return s.fit
 }
 
 // renderGroup is what the output of a non-personal template can depend on
@@ -39,6 +58,8 @@ type renderGroup struct {
 	event                 string
 	kind                  channels.Kind
 	locale, zone, nations string
+	since                 int64 // the recipient's previous briefing (briefings only)
+	withheld              bool  // sensitive text withheld for this channel
 }
 
 // maxRenderGroups bounds the render cache; recipients past it are rendered

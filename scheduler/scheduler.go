@@ -97,6 +97,7 @@ type Scheduler struct {
 	mu      sync.Mutex
 	entries []entry
 	cron    *cron.Cron
+	started time.Time // when this scheduler was made: nothing before it was its job
 }
 
 type entry struct {
@@ -116,7 +117,7 @@ func New(runs Runs, b Briefer, o Options) *Scheduler {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{runs: runs, briefer: b, opts: o}
+	return &Scheduler{runs: runs, briefer: b, opts: o, started: o.Now()}
 }
 
 // Add registers the briefing name on spec.
@@ -262,4 +263,39 @@ type slogPrintf struct{ l *slog.Logger }
 
 func (p slogPrintf) Printf(format string, args ...any) {
 	p.l.Warn("cron: " + fmt.Sprintf(format, args...))
+}
+
+// ClockChange describes the clock change on t's local day, if there is
+// one: "" on an ordinary day. A fire time on such a day is worth a look:
+// in Europe/London a job between 01:00 and 02:00 runs twice in October and
+// not at all in March.
+func ClockChange(t time.Time) string {
+	loc := t.Location()
+	y, m, d := t.Date()
+	start := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	end := time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+	name0, off0 := start.Zone()
+	name1, off1 := end.Add(-time.Nanosecond).Zone()
+	if off0 == off1 {
+		return ""
+	}
+	dir := "forward"
+	if off1 < off0 {
+		dir = "back"
+	}
+	msg := fmt.Sprintf("clocks go %s today (%s to %s)", dir, name0, name1)
+	// Find the transition and say whether this fire time is near it.
+	lo, hi := start, end
+	for hi.Sub(lo) > time.Minute {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		if _, off := mid.Zone(); off == off0 {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	if d := t.Sub(hi); d > -2*time.Hour && d < 2*time.Hour {
+		msg += "; this run is within two hours of the change: check it is not skipped or doubled"
+	}
+	return msg
 }

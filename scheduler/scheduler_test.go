@@ -154,3 +154,24 @@ func TestScheduler_CatchUp_FiresLatestMissedOnceMarkedLate(t *testing.T) {
 		t.Fatalf("last run = %+v, want the 27th 08:00 recorded as missed", run)
 	}
 }
+
+func TestClockChange_EuropeLondon(t *testing.T) {
+	lon, _ := time.LoadLocation("Europe/London")
+	tests := []struct {
+		at   time.Time
+		want string // substring; "" = ordinary day
+	}{
+		{time.Date(2026, 3, 28, 8, 0, 0, 0, lon), ""},
+		{time.Date(2026, 3, 29, 8, 0, 0, 0, lon), "clocks go forward today (GMT to BST)"},
+		{time.Date(2026, 3, 29, 0, 30, 0, 0, lon), "within two hours"},
+		{time.Date(2026, 10, 25, 17, 0, 0, 0, lon), "clocks go back today (BST to GMT)"},
+		{time.Date(2026, 10, 25, 1, 30, 0, 0, lon), "within two hours"},
+		{time.Date(2026, 10, 26, 8, 0, 0, 0, lon), ""},
+	}
+	for _, tt := range tests {
+		got := ClockChange(tt.at)
+		if tt.want == "" && got != "" || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("ClockChange(%s) = %q, want %q", tt.at, got, tt.want)
+		}
+	}
+}

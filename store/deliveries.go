@@ -204,3 +204,47 @@ func (e *Enqueuer) Close() error {
 	e.ins.Close()
 	return e.msgIns.Close()
 }
+
+// LastBriefed returns, per subscriber, when they were last sent the named
+// briefing: the planning time of the latest briefing trigger with a
+// delivery to them that was sent or delivered on any channel.
+func (t *Tx) LastBriefed(name string) (map[string]time.Time, error) {
+	rows, err := t.query(`SELECT d.subscriber_id, MAX(t.created_at) FROM triggers t JOIN deliveries d ON d.trigger_id = t.id
+		WHERE t.kind = 'briefing' AND t.name = ? AND d.status IN ('sent', 'delivered') GROUP BY d.subscriber_id`, name)
+	if err != nil {
+		return nil, fmt.Errorf("store: last briefings of %s: %w", name, err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, err
+		}
+		out[id] = fromMS(at)
+	}
+	return out, rows.Err()
+}
+
+// RecentCounts returns, per subscriber, how many deliveries on channel
+// were planned since then and not suppressed or failed: what a
+// per-subscriber cap counts.
+func (t *Tx) RecentCounts(channel string, since time.Time) (map[string]int, error) {
+	rows, err := t.query(`SELECT subscriber_id, COUNT(*) FROM deliveries WHERE channel = ? AND created_at >= ?
+		AND status NOT IN ('suppressed', 'failed') GROUP BY subscriber_id`, channel, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("store: recent deliveries on %s: %w", channel, err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}

@@ -227,3 +227,58 @@ func (s *Store) LastRun(ctx context.Context, schedule string) (ScheduleRun, bool
 	}
 	return r, true, nil
 }
+
+// RunOutcome says what became of one scheduled occurrence: whether it was
+// recorded (fired), its trigger and error, and how its deliveries stand.
+type RunOutcome struct {
+	Fired     bool
+	Run       ScheduleRun
+	Sent      int // sent or delivered
+	Pending   int // queued or sending
+	Failed    int // failed, expired or unknown
+	Suppressed int
+}
+
+// RunOutcome reads what became of schedule's occurrence due at due.
+func (s *Store) RunOutcome(ctx context.Context, schedule string, due time.Time) (RunOutcome, error) {
+	var o RunOutcome
+	var fired int64
+	var trig *int64
+	err := s.r.QueryRowContext(ctx, `SELECT fired_at, late, trigger_id, error FROM schedule_runs WHERE schedule=? AND due_at=?`, schedule, ms(due)).
+		Scan(&fired, &o.Run.Late, &trig, &o.Run.Error)
+	if errNoRows(err) {
+		return o, nil
+	}
+	if err != nil {
+		return o, fmt.Errorf("store: read run of %s: %w", schedule, err)
+	}
+	o.Fired = true
+	o.Run.Schedule, o.Run.DueAt, o.Run.FiredAt = schedule, due, fromMS(fired)
+	if trig == nil || *trig == 0 {
+		return o, nil
+	}
+	o.Run.TriggerID = *trig
+	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM deliveries WHERE trigger_id=? GROUP BY status`, *trig)
+	if err != nil {
+		return o, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return o, err
+		}
+		switch st {
+		case StatusSent, StatusDelivered:
+			o.Sent += n
+		case StatusQueued, StatusSending:
+			o.Pending += n
+		case StatusSuppressed:
+			o.Suppressed += n
+		default:
+			o.Failed += n
+		}
+	}
+	return o, rows.Err()
+}

@@ -156,7 +156,11 @@ func schedulesCmd(e *env) *cobra.Command {
 				}
 				fmt.Fprintf(e.stdout, "%s (%s):\n", name, b.Schedule)
 				for _, t := range scheduler.Next(s, e.now(), n) {
-					fmt.Fprintf(e.stdout, "  %s  (%s UTC)\n", t.Format("Mon 2006-01-02 15:04 MST"), t.UTC().Format("15:04"))
+					flag := ""
+					if c := scheduler.ClockChange(t); c != "" {
+						flag = "  ⚠ " + c
+					}
+					fmt.Fprintf(e.stdout, "  %s  (%s UTC)%s\n", t.Format("Mon 2006-01-02 15:04 MST"), t.UTC().Format("15:04"), flag)
 				}
 			}
 			return nil

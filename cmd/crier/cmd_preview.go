@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -14,20 +18,41 @@ import (
 
 func previewCmd(e *env) *cobra.Command {
 	var briefing, incidentID, event, subscriber string
-	var asJSON bool
+	var asJSON, summary bool
+	var send sendRequest
+	var sendChannels []string
 	cmd := &cobra.Command{
 		Use:   "preview",
-		Short: "Show what subscribers would receive for a briefing or an incident alert, per channel, without sending",
+		Short: "Show what subscribers would receive for a briefing, an incident alert or a broadcast, without sending",
+		Long: `Render what a trigger would send, without writing or sending anything. By default it prints every
+message; --subscriber limits it to one person; --summary prints the pre-flight instead: recipients per channel
+and language, who would not be told and why, one rendered sample per channel × language, and the total SMS
+segments with the estimated cost (price_per_segment in the channel's config).`,
 		Example: `  crier preview --briefing ministers-daily --subscriber minister-health
-  crier preview --incident INC-1 --event update --subscriber dr-morgan`,
+  crier preview --incident INC-1 --event update --subscriber dr-morgan
+  crier preview --briefing ministers-daily --summary
+  crier preview --audience clinicians --channels clinician-sms --body "Use paper prescriptions" --summary`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (briefing == "") == (incidentID == "") {
-				return usageError{fmt.Errorf("give exactly one of --briefing NAME or --incident ID")}
+			given := 0
+			for _, v := range []string{briefing, incidentID, send.Audience} {
+				if v != "" {
+					given++
+				}
+			}
+			if given != 1 {
+				return usageError{fmt.Errorf("give exactly one of --briefing NAME, --incident ID or --audience NAME (a broadcast)")}
 			}
 			return withApp(cmd, e, func(ctx context.Context, a *app) error {
 				var req dispatch.Request
-				if briefing != "" {
+				if send.Audience != "" {
+					send.Channels = sendChannels
+					r, err := a.sendRequest(send)
+					if err != nil {
+						return usageError{err}
+					}
+					req = r
+				} else if briefing != "" {
 					b := a.cfg.Briefings[briefing]
 					if b == nil {
 						return usageError{fmt.Errorf("--briefing %q is not in the config (known: %v)", briefing, sortedKeys(a.cfg.Briefings))}
@@ -52,6 +77,19 @@ func previewCmd(e *env) *cobra.Command {
 						fmt.Fprintf(e.stdout, "no alert rule sends %s events for a %s incident\n", u.Kind, inc.Severity)
 						return nil
 					}
+				}
+				if summary {
+					pf, err := a.planner.Preflight(ctx, a.st, req, a.prices())
+					if err != nil {
+						return err
+					}
+					if asJSON {
+						enc := json.NewEncoder(e.stdout)
+						enc.SetIndent("", "  ")
+						return enc.Encode(pf)
+					}
+					printPreflight(e.stdout, pf)
+					return nil
 				}
 				var keep func(string) bool
 				if subscriber != "" {
@@ -101,6 +139,69 @@ func previewCmd(e *env) *cobra.Command {
 	f.StringVar(&incidentID, "incident", "", "incident ID (uses its latest event unless --event)")
 	f.StringVar(&event, "event", "", "open, update or resolve (with --incident)")
 	f.StringVar(&subscriber, "subscriber", "", "only this subscriber")
-	f.BoolVar(&asJSON, "json", false, "one JSON object per message")
+	f.BoolVar(&asJSON, "json", false, "one JSON object per message (with --summary: the pre-flight as one JSON object)")
+	f.BoolVar(&summary, "summary", false, "print the pre-flight: counts, suppressed recipients, samples, SMS segments and cost")
+	f.StringVar(&send.Audience, "audience", "", "preview a broadcast to this audience (with --channels, --subject, --body)")
+	f.StringSliceVar(&sendChannels, "channels", nil, "broadcast channels (comma-separated)")
+	f.StringVar(&send.Subject, "subject", "", "broadcast subject")
+	f.StringVar(&send.Body, "body", "", "broadcast text")
+	f.BoolVar(&send.Critical, "critical", false, "preview the broadcast as critical (through quiet hours)")
 	return cmd
+}
+
+func printPreflight(w io.Writer, pf dispatch.Preflight) {
+	fmt.Fprintf(w, "Pre-flight: %d messages to %d recipients\n\n", pf.Messages, pf.Recipients)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANNEL\tKIND\tMESSAGES\tBY LANGUAGE\tSUPPRESSED\tSMS SEGMENTS\tEST. COST")
+	names := make([]string, 0, len(pf.Channels))
+	for n := range pf.Channels {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		c := pf.Channels[n]
+		var langs []string
+		for l, k := range c.ByLocale {
+			langs = append(langs, fmt.Sprintf("%s %d", l, k))
+		}
+		sort.Strings(langs)
+		seg, cost := "", ""
+		if c.Segments > 0 {
+			seg = fmt.Sprint(c.Segments)
+			if c.Currency != "" {
+				cost = fmt.Sprintf("%.2f %s", c.EstimatedCost, c.Currency)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\t%s\n", n, c.Kind, c.Messages, strings.Join(langs, ", "), c.Suppressed, seg, cost)
+	}
+	tw.Flush()
+	if pf.TotalSegments > 0 {
+		fmt.Fprintf(w, "\nTotal SMS segments: %d", pf.TotalSegments)
+		if pf.Currency != "" {
+			fmt.Fprintf(w, ", estimated cost %.2f %s", pf.EstimatedCost, pf.Currency)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(pf.Suppressed) > 0 {
+		fmt.Fprintf(w, "\nNot told (%d):\n", len(pf.Suppressed))
+		for _, s := range pf.Suppressed {
+			fmt.Fprintf(w, "  %-22s %-16s %-11s %s\n", s.Subscriber, s.Channel, s.Reason, s.Detail)
+		}
+	}
+	if len(pf.Deferred) > 0 {
+		fmt.Fprintf(w, "\nDeferred by quiet hours (%d):\n", len(pf.Deferred))
+		for _, s := range pf.Deferred {
+			fmt.Fprintf(w, "  %-22s %-16s %s\n", s.Subscriber, s.Channel, s.Detail)
+		}
+	}
+	for _, s := range pf.Samples {
+		fmt.Fprintf(w, "\n=== sample: %s (%s), language %s\n", s.Channel, s.Kind, s.Locale)
+		if s.Segments > 0 {
+			fmt.Fprintf(w, "    %s, %d segment(s)\n", s.Encoding, s.Segments)
+		}
+		if s.Subject != "" {
+			fmt.Fprintf(w, "subject: %s\n", s.Subject)
+		}
+		fmt.Fprintln(w, s.Text)
+	}
 }

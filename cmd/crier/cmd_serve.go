@@ -76,7 +76,22 @@ func (a *app) serve(ctx context.Context) error {
 	defer stop()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			if err := a.sched.CheckAlarms(runCtx, a.st, a, a.watches()); err != nil && runCtx.Err() == nil {
+				a.log.Error("missed-briefing check", "err", err)
+			}
+			select {
+			case <-runCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		if err := a.disp.Run(runCtx); err != nil {

@@ -57,7 +57,8 @@ func (a *app) incidentRequest(inc *incidents.Incident, u incidents.Update) dispa
 		if aud := a.cfg.Audiences[r.Audience]; aud != nil && !inc.Severity.AtLeast(incidents.Severity(aud.MinSeverity)) {
 			continue
 		}
-		req.Targets = append(req.Targets, dispatch.Target{Audience: r.Audience, Channels: r.Channels, Event: alertEvent(r, u.Kind)})
+		req.Targets = append(req.Targets, dispatch.Target{Audience: r.Audience, Channels: r.Channels, Event: alertEvent(r, u.Kind),
+			Fold: r.FoldMinor && inc.Severity == incidents.Minor})
 	}
 	return req
 }
@@ -154,8 +155,28 @@ type sendRequest struct {
 	Key      string   `json:"key"`
 }
 
+// prices are the SMS prices configured per channel.
+func (a *app) prices() map[string]dispatch.Price {
+	out := map[string]dispatch.Price{}
+	for name, c := range a.cfg.Channels {
+		if c.PricePerSegment > 0 {
+			out[name] = dispatch.Price{PerSegment: c.PricePerSegment, Currency: c.Currency}
+		}
+	}
+	return out
+}
+
 // Send plans an ad-hoc message to an audience.
 func (a *app) Send(ctx context.Context, r sendRequest) (dispatch.Outcome, error) {
+	req, err := a.sendRequest(r)
+	if err != nil {
+		return dispatch.Outcome{}, err
+	}
+	return a.planner.Plan(ctx, a.st, req)
+}
+
+// sendRequest checks an ad-hoc message and builds its trigger.
+func (a *app) sendRequest(r sendRequest) (dispatch.Request, error) {
 	var problems []string
 	if r.Audience == "" {
 		problems = append(problems, "--audience is required")
@@ -174,7 +195,7 @@ func (a *app) Send(ctx context.Context, r sendRequest) (dispatch.Outcome, error)
 		problems = append(problems, "--body is required: the message text")
 	}
 	if len(problems) > 0 {
-		return dispatch.Outcome{}, errors.New(strings.Join(problems, "\n"))
+		return dispatch.Request{}, errors.New(strings.Join(problems, "\n"))
 	}
 	key := r.Key
 	if key == "" {
@@ -182,7 +203,50 @@ func (a *app) Send(ctx context.Context, r sendRequest) (dispatch.Outcome, error)
 			a.env.now().UTC().Format("2006-01-02T15:04")))
 		key = hex.EncodeToString(h[:8])
 	}
-	req := dispatch.Request{Key: "send:" + key, Kind: "send", Name: r.Subject, Subject: r.Subject, Body: r.Body, Critical: r.Critical,
-		Targets: []dispatch.Target{{Audience: r.Audience, Channels: r.Channels, Event: templates.EventMessage}}}
-	return a.planner.Plan(ctx, a.st, req)
+	return dispatch.Request{Key: "send:" + key, Kind: "send", Name: r.Subject, Subject: r.Subject, Body: r.Body, Critical: r.Critical,
+		Targets: []dispatch.Target{{Audience: r.Audience, Channels: r.Channels, Event: templates.EventMessage}}}, nil
+}
+
+// watches lists the briefings with a missed-briefing alarm.
+func (a *app) watches() []scheduler.Watch {
+	var out []scheduler.Watch
+	for _, name := range sortedKeys(a.cfg.Briefings) {
+		if al := a.cfg.Briefings[name].Alarm; al != nil && a.schedule[name] != "" {
+			out = append(out, scheduler.Watch{Briefing: name, After: al.After})
+		}
+	}
+	return out
+}
+
+// RaiseAlarm tells the briefing's alarm audience, over the alarm's own
+// channels, that an occurrence has not gone out. The trigger key makes it
+// once per occurrence however often the check runs.
+func (a *app) RaiseAlarm(ctx context.Context, briefing string, due time.Time, why string) error {
+	b := a.cfg.Briefings[briefing]
+	if b == nil || b.Alarm == nil {
+		return nil
+	}
+	title := b.Title
+	if title == "" {
+		title = briefing
+	}
+	local := due
+	if s, err := scheduler.Parse(b.Schedule); err == nil {
+		if next := s.Next(due.Add(-time.Minute)); !next.IsZero() {
+			local = next // carries the schedule's zone
+		}
+	}
+	req := dispatch.Request{Key: "alarm:" + briefing + ":" + due.UTC().Format("2006-01-02T15:04Z"), Kind: "send", Name: "missed-briefing",
+		Subject:  fmt.Sprintf("Briefing not sent: %s due %s", title, local.Format("Mon 2 Jan 15:04 MST")),
+		Body:     fmt.Sprintf("The %s due at %s has not gone out: %s. Check crier (crier log --trigger briefing:%s:%s) and send it by hand if needed (crier brief %s).", title, local.Format("15:04 MST on Mon 2 Jan"), why, briefing, due.UTC().Format("2006-01-02T15:04Z"), briefing),
+		Critical: true, Targets: []dispatch.Target{{Audience: b.Alarm.Audience, Channels: b.Alarm.Channels, Event: templates.EventMessage}}}
+	out, err := a.planner.Plan(ctx, a.st, req)
+	if err != nil {
+		return err
+	}
+	if out.Created {
+		a.log.Error("missed-briefing alarm raised", "briefing", briefing, "due", due.UTC().Format(time.RFC3339), "why", why, "deliveries", out.Queued)
+		a.disp.Notify()
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/crier-dev/crier/channels/twilio"
 	"github.com/crier-dev/crier/config"
 	"github.com/crier-dev/crier/dispatch"
+	"github.com/crier-dev/crier/incidents"
 	"github.com/crier-dev/crier/internal/fields"
 	"github.com/crier-dev/crier/scheduler"
 	"github.com/crier-dev/crier/store"
@@ -167,6 +168,7 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 		return nil, err
 	}
 	kinds := map[string]channels.Kind{}
+	rules := map[string]dispatch.ChannelRules{}
 	a.disp = dispatch.New(st, dispatch.Options{Retry: cfg.Retry, Now: e.now, Log: log})
 	for _, name := range cfg.ChannelNames() {
 		ch, err := a.buildChannel(name, cfg.Channels[name])
@@ -176,6 +178,12 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 		}
 		a.chans[name] = ch
 		kinds[name] = ch.Kind()
+		c := cfg.Channels[name]
+		r := dispatch.ChannelRules{MaxMarking: incidents.Marking(c.MaxMarking), MaxSegments: c.MaxSegments}
+		if c.PerSubscriber != nil {
+			r.CapMax, r.CapWindow = c.PerSubscriber.Max, c.PerSubscriber.Window
+		}
+		rules[name] = r
 		a.disp.AddChannel(ch, cfg.Channels[name].Limits)
 	}
 	var auds []dispatch.Audience
@@ -183,7 +191,7 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 		auds = append(auds, dispatch.Audience{Name: name, Selector: aud.Selector})
 	}
 	a.planner = dispatch.NewPlanner(dispatch.PlannerOptions{Templates: tmpl, Channels: kinds, Audiences: auds, Retry: cfg.Retry, Now: e.now,
-		DashboardURL: cfg.Server.PublicURL})
+		DashboardURL: cfg.Server.PublicURL, Rules: rules})
 	a.sched = scheduler.New(st, briefer{a}, scheduler.Options{Grace: cfg.Schedule.Grace, Now: e.now, Log: log})
 	for _, name := range sortedKeys(cfg.Briefings) {
 		if spec := cfg.Briefings[name].Schedule; spec != "" {
