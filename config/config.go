@@ -39,6 +39,8 @@ type Config struct {
 	Audiences   map[string]*Audience  `yaml:"audiences"`
 	Briefings   map[string]*Briefing  `yaml:"briefings"`
 	Alerts      map[string]*AlertRule `yaml:"alerts"`
+	Webhooks    Webhooks              `yaml:"webhooks"`
+	SMSReplies  SMSReplies            `yaml:"sms_replies"`
 
 	// Dir is the directory of the config file; relative paths in it are
 	// relative to Dir.
@@ -111,6 +113,52 @@ type Channel struct {
 	Slack         *slack.Config   `yaml:"slack"`
 }
 
+// Webhooks configures what providers and recipients call back on:
+// Twilio status callbacks and inbound SMS, Slack button clicks and the
+// signed acknowledgement links in email. All are served by crier serve
+// under server.public_url.
+type Webhooks struct {
+	// TwilioAuthToken verifies X-Twilio-Signature on /webhooks/twilio/*
+	// (the account's auth token). Without it those routes answer 404.
+	TwilioAuthToken     fields.Secret `yaml:"twilio_auth_token"`
+	TwilioAuthTokenFile string        `yaml:"twilio_auth_token_file"`
+	// SlackSigningSecret verifies /webhooks/slack/interactions.
+	SlackSigningSecret     fields.Secret `yaml:"slack_signing_secret"`
+	SlackSigningSecretFile string        `yaml:"slack_signing_secret_file"`
+	// AckSecret signs acknowledgement links (HMAC-SHA256); at least 32
+	// characters. Without it messages carry no acknowledgement link.
+	AckSecret     fields.Secret `yaml:"ack_secret"`
+	AckSecretFile string        `yaml:"ack_secret_file"`
+	// AckLinkTTL is how long an acknowledgement link works (default 72h).
+	AckLinkTTL time.Duration `yaml:"ack_link_ttl"`
+}
+
+// SMSReplies configures two-way SMS.
+type SMSReplies struct {
+	// HelpText answers HELP.
+	HelpText string `yaml:"help_text"`
+	// UnknownText answers a reply crier does not understand.
+	UnknownText string `yaml:"unknown_text"`
+	// AckDigit is a one-character reply that also acknowledges (e.g. "1").
+	AckDigit string `yaml:"ack_digit"`
+	// CriticalOverridesOptOut sends critical alerts even to numbers that
+	// texted STOP (each override is logged). Default false: a STOP is a STOP.
+	CriticalOverridesOptOut bool `yaml:"critical_overrides_opt_out"`
+}
+
+// Ack asks recipients to acknowledge, and escalates when they do not.
+type Ack struct {
+	// Within is how long recipients have to acknowledge.
+	Within time.Duration `yaml:"within"`
+	// Quorum is how many acknowledgements are enough (0: everyone).
+	Quorum int `yaml:"quorum"`
+	// Escalate is the ladder of channel instances tried, in order, for a
+	// recipient whose delivery failed or who has not acknowledged in time.
+	Escalate []string `yaml:"escalate"`
+	// Deputy is the audience told when the ladder is used up.
+	Deputy string `yaml:"deputy"`
+}
+
 // Cap is a rate cap per subscriber.
 type Cap struct {
 	Max    int           `yaml:"max"`
@@ -158,6 +206,8 @@ type AlertRule struct {
 	Audience    string   `yaml:"audience"`
 	Channels    []string `yaml:"channels"`
 	Template    string   `yaml:"template"`
+	// Ack asks recipients to acknowledge this rule's messages.
+	Ack *Ack `yaml:"ack"`
 	// FoldMinor leaves minor incidents' events out of this rule's messages:
 	// they appear in the next briefing instead (logged as suppressed,
 	// reason folded).
@@ -289,6 +339,15 @@ func (c *Config) defaults() {
 		if ch.Slack != nil {
 			ch.Slack.Defaults()
 		}
+	}
+	if c.Webhooks.AckLinkTTL == 0 {
+		c.Webhooks.AckLinkTTL = 72 * time.Hour
+	}
+	if c.SMSReplies.HelpText == "" {
+		c.SMSReplies.HelpText = "crier incident alerts. Reply ACK to acknowledge the latest alert, STOP to stop messages, START to receive them again."
+	}
+	if c.SMSReplies.UnknownText == "" {
+		c.SMSReplies.UnknownText = "Sorry, that reply was not understood. Reply ACK to acknowledge the latest alert, HELP for help, STOP to stop messages."
 	}
 	for i := range c.Server.Tokens {
 		if c.Server.Tokens[i].Role == "" {

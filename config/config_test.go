@@ -64,10 +64,10 @@ func TestConfig_Parse_Example(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse(config.example.yaml): %v", err)
 	}
-	if got := c.ChannelNames(); strings.Join(got, ",") != "clinician-sms,ministers-email,response-slack" {
+	if got := c.ChannelNames(); strings.Join(got, ",") != "clinician-sms,ministers-email,ops-sms,response-slack" {
 		t.Errorf("channels %v", got)
 	}
-	for name, kind := range map[string]string{"clinician-sms": "sms", "ministers-email": "email", "response-slack": "slack"} {
+	for name, kind := range map[string]string{"clinician-sms": "sms", "ministers-email": "email", "ops-sms": "sms", "response-slack": "slack"} {
 		if ch := c.Channels[name]; ch == nil || ch.Driver != "sandbox" || string(ch.Kind()) != kind {
 			t.Errorf("channel %s: %+v, want a sandbox of kind %s", name, ch, kind)
 		}

@@ -163,6 +163,58 @@ func (c *Config) validate() fields.List {
 		}
 		errs = append(errs, c.checkAudience(p+".audience", r.Audience)...)
 		errs = append(errs, c.checkChannels(p+".channels", r.Channels)...)
+		if a := r.Ack; a != nil {
+			errs = append(errs, c.validateAck(p+".ack", a, r.Channels)...)
+		}
+	}
+	if w := c.Webhooks; w.AckSecret.IsSet() && len(w.AckSecret.Reveal()) < 32 {
+		errs.Add("webhooks.ack_secret", "", "is shorter than 32 characters: use a long random secret (openssl rand -hex 32)")
+	}
+	if d := c.SMSReplies.AckDigit; len([]rune(d)) > 1 {
+		errs.Add("sms_replies.ack_digit", d, "must be one character, like 1")
+	}
+	return errs
+}
+
+func (c *Config) validateAck(p string, a *Ack, chans []string) fields.List {
+	var errs fields.List
+	if a.Within < time.Minute {
+		errs.Add(p+".within", a.Within.String(), "must be at least 1m: how long recipients have to acknowledge")
+	}
+	if a.Quorum < 0 {
+		errs.Add(p+".quorum", fmt.Sprint(a.Quorum), "must be 0 (everyone) or more")
+	}
+	errs = append(errs, c.checkChannelList(p+".escalate", a.Escalate)...)
+	if a.Deputy != "" {
+		errs = append(errs, c.checkAudience(p+".deputy", a.Deputy)...)
+	}
+	if !c.Webhooks.AckSecret.IsSet() && c.Webhooks.AckSecretFile == "" {
+		errs.Add(p, "", "needs webhooks.ack_secret to sign acknowledgement links")
+	}
+	// Replies are how SMS recipients acknowledge: a one-way sender (an
+	// alphanumeric sender ID) cannot receive them.
+	for _, name := range append(append([]string(nil), chans...), a.Escalate...) {
+		ch := c.Channels[name]
+		if ch == nil || ch.Twilio == nil {
+			continue
+		}
+		if ch.Twilio.OneWay() {
+			errs.Add(p, name, "sends SMS from the alphanumeric sender ID %q, which cannot receive replies, so recipients could not acknowledge by SMS: use a long code or a messaging service, or leave this channel out of acknowledged alerts", ch.Twilio.From)
+		}
+		if !c.Webhooks.TwilioAuthToken.IsSet() && c.Webhooks.TwilioAuthTokenFile == "" {
+			errs.Add(p, name, "acknowledgement by SMS reply needs webhooks.twilio_auth_token to verify Twilio's inbound requests")
+		}
+	}
+	return errs
+}
+
+// checkChannelList checks optional channel names.
+func (c *Config) checkChannelList(path string, names []string) fields.List {
+	var errs fields.List
+	for i, n := range names {
+		if _, ok := c.Channels[n]; !ok {
+			errs.Add(fmt.Sprintf("%s[%d]", path, i), n, "channel does not exist: define it under channels (known: %s)", strings.Join(c.ChannelNames(), ", "))
+		}
 	}
 	return errs
 }

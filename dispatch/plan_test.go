@@ -114,16 +114,18 @@ func TestPlanner_Plan_AllOrNothing(t *testing.T) {
 		want      string // in the error
 		missing   bool   // the error is a templates.MissingError
 		filler    int    // more subscribers before the failing one (several render batches)
+		zedLocale string // zed's language (default cy)
 	}{
 		{
 			name: "locale without the template",
-			// Only English gets an SMS briefing; cy has none and must not
-			// silently get English.
-			overrides: map[string]string{"en/briefing.tmpl": `{{define "briefing.sms.text"}}Briefing: {{.BriefingName}}{{end}}`},
+			// Nobody wrote templates in zed's language: planning stops
+			// rather than silently sending English (the Welsh Language
+			// Standards' rule, whatever the language).
 			req: Request{Key: "briefing:sms:1", Kind: "briefing", Name: "sms", BriefingName: "Evening",
 				Targets: []Target{{Audience: "everyone", Channels: []string{"email", "sms"}, Event: templates.EventBriefing}}},
-			want:    `locale "cy"`,
-			missing: true,
+			want:      `locale "gd"`,
+			missing:   true,
+			zedLocale: "gd",
 		},
 		{
 			name:      "template fails to execute",
@@ -145,7 +147,11 @@ func TestPlanner_Plan_AllOrNothing(t *testing.T) {
 			st, _ := openStore(t, clk)
 			// zed sorts last: ann's and bob's deliveries are written before
 			// zed's render fails.
-			people := []subscribers.Subscriber{person("ann"), person("bob"), person("zed", func(s *subscribers.Subscriber) { s.Locale = "cy" })}
+			zedLocale := tt.zedLocale
+			if zedLocale == "" {
+				zedLocale = "cy"
+			}
+			people := []subscribers.Subscriber{person("ann"), person("bob"), person("zed", func(s *subscribers.Subscriber) { s.Locale = zedLocale })}
 			for i := range tt.filler {
 				people = append(people, person(fmt.Sprintf("m%04d", i)))
 			}
@@ -167,6 +173,10 @@ func TestPlanner_Plan_AllOrNothing(t *testing.T) {
 			// The trigger was rolled back too: the same key plans afresh once
 			// the templates are fixed.
 			fixed := newPlanner(clk, loadTemplates(t, nil), RetryPolicy{})
+			if tt.zedLocale != "" {
+				// The fix for a language nobody writes in: record one that is.
+				addSubscribers(t, st, person("zed", func(s *subscribers.Subscriber) { s.Locale = "cy" }))
+			}
 			req := tt.req
 			req.Targets = []Target{{Audience: "everyone", Channels: []string{"email"}, Event: req.Targets[0].Event}}
 			out := plan(t, fixed, st, req)

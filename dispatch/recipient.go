@@ -57,10 +57,12 @@ func (rc *recipients) data(s *subscribers.Subscriber, loc *time.Location) *templ
 	d.RecipientID, d.RecipientName, d.RecipientLocale, d.RecipientTimeZone = s.ID, s.Name, s.Locale, s.TimeZone
 	d.RecipientNations = s.Nations
 	if !rc.req.NextBriefing.IsZero() {
-		d.NextBriefing = templates.FormatTime(rc.req.NextBriefing.In(loc), s.Locale)
+		d.NextBriefingAt = rc.req.NextBriefing.In(loc)
+		d.NextBriefing = templates.FormatTime(d.NextBriefingAt, s.Locale)
 	}
 	if inc := rc.req.Incident; inc != nil && !inc.NextUpdateAt.IsZero() {
-		d.NextUpdate = templates.FormatTime(inc.NextUpdateAt.In(loc), s.Locale)
+		d.NextUpdateAt = inc.NextUpdateAt.In(loc)
+		d.NextUpdate = templates.FormatTime(d.NextUpdateAt, s.Locale)
 	}
 	if rc.briefing {
 		since := rc.last[s.ID]
@@ -88,7 +90,8 @@ func withNextUpdate(list []templates.Incident, src []*incidents.Incident, loc *t
 				if out == nil {
 					out = append([]templates.Incident(nil), list...)
 				}
-				out[i].NextUpdate = templates.FormatTime(s.NextUpdateAt.In(loc), locale)
+				out[i].NextUpdateAt = s.NextUpdateAt.In(loc)
+				out[i].NextUpdate = templates.FormatTime(out[i].NextUpdateAt, locale)
 			}
 		}
 	}

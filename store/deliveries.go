@@ -85,6 +85,10 @@ type NewDelivery struct {
 	Segments     int
 	NextAt       time.Time
 	Deadline     time.Time
+	// Ack marks a delivery whose trigger asks for acknowledgement.
+	Ack bool
+	// EscalatesID is the delivery this one escalates (0: none).
+	EscalatesID int64
 }
 
 // Enqueuer writes the deliveries of one trigger inside one transaction,
@@ -103,7 +107,7 @@ type Enqueuer struct {
 }
 
 const (
-	deliveryCols = 16
+	deliveryCols = 18
 	// enqueueBatch rows of deliveryCols parameters stay far below
 	// SQLite's limit on bound parameters.
 	enqueueBatch = 64
@@ -112,7 +116,7 @@ const (
 // insertDeliveries is the INSERT for n rows.
 func insertDeliveries(n int) string {
 	row := "(" + placeholders(deliveryCols) + ")"
-	return `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,created_at,updated_at)
+	return `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,created_at,updated_at,ack,escalates_id)
 		VALUES` + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + ` ON CONFLICT(trigger_id, subscriber_id, channel) DO NOTHING`
 }
 
@@ -160,7 +164,7 @@ func (e *Enqueuer) Add(d *NewDelivery) error {
 		next = e.now
 	}
 	e.pending = append(e.pending, e.trigger, d.SubscriberID, d.Channel, d.Kind, d.Address, d.IncidentID, msgID,
-		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, e.now, e.now)
+		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, e.now, e.now, d.Ack, d.EscalatesID)
 	if len(e.pending) == enqueueBatch*deliveryCols {
 		return e.write(e.ins)
 	}

@@ -109,12 +109,56 @@ CREATE TABLE deliveries (
     created_at    INTEGER NOT NULL,
     updated_at    INTEGER NOT NULL,
     sent_at       INTEGER NOT NULL DEFAULT 0,
+    ack           INTEGER NOT NULL DEFAULT 0,  -- 1 when its trigger asks for acknowledgement
+    escalates_id  INTEGER NOT NULL DEFAULT 0,  -- the delivery this one escalates (0: none)
+    provider_status TEXT NOT NULL DEFAULT '',  -- the provider's latest receipt (Twilio: sent, delivered, undelivered, failed)
+    error_code    TEXT NOT NULL DEFAULT '',    -- the provider's error code from a receipt
+    delivered_at  INTEGER NOT NULL DEFAULT 0,
+    acked_at      INTEGER NOT NULL DEFAULT 0,
+    ack_via       TEXT NOT NULL DEFAULT '',
     UNIQUE (trigger_id, subscriber_id, channel)
 );
 CREATE INDEX deliveries_due ON deliveries(channel, next_at) WHERE status = 'queued';
 CREATE INDEX deliveries_sending ON deliveries(lease_until) WHERE status = 'sending';
 CREATE INDEX deliveries_incident ON deliveries(incident_id) WHERE incident_id != '';
 CREATE INDEX deliveries_subscriber ON deliveries(subscriber_id);
+CREATE INDEX deliveries_provider ON deliveries(provider_id) WHERE provider_id != '';
+CREATE INDEX deliveries_ackable ON deliveries(kind, address, id) WHERE ack = 1;
+
+-- Acknowledgement requirements: one per trigger that asks for it.
+CREATE TABLE ack_policies (
+    trigger_id INTEGER PRIMARY KEY REFERENCES triggers(id),
+    within_ms  INTEGER NOT NULL,             -- how long recipients have to acknowledge
+    quorum     INTEGER NOT NULL DEFAULT 0,   -- acknowledgements needed; 0 = everyone
+    ladder     TEXT NOT NULL DEFAULT '',     -- ';'-joined channel instances to escalate along, in order
+    deputy     TEXT NOT NULL DEFAULT '',     -- audience to escalate to when the ladder is used up
+    due_at     INTEGER NOT NULL,             -- planned + within
+    state      TEXT NOT NULL DEFAULT 'open', -- open, met, escalated, closed
+    closed_at  INTEGER NOT NULL DEFAULT 0
+);
+
+-- Who acknowledged what, when and how (one per trigger and person).
+CREATE TABLE acks (
+    trigger_id    INTEGER NOT NULL,
+    subscriber_id TEXT NOT NULL,
+    delivery_id   INTEGER NOT NULL,
+    at            INTEGER NOT NULL,
+    via           TEXT NOT NULL,              -- sms, email, slack, api
+    detail        TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (trigger_id, subscriber_id)
+);
+
+-- Every inbound SMS and what crier did with it.
+CREATE TABLE inbound (
+    id          INTEGER PRIMARY KEY,
+    at          INTEGER NOT NULL,
+    from_addr   TEXT NOT NULL,
+    to_addr     TEXT NOT NULL DEFAULT '',
+    body        TEXT NOT NULL,
+    action      TEXT NOT NULL,               -- stop, start, help, ack, unknown
+    delivery_id INTEGER NOT NULL DEFAULT 0,
+    provider_id TEXT NOT NULL DEFAULT ''
+);
 
 -- Every attempt and status change, for the evidence trail.
 CREATE TABLE delivery_events (

@@ -75,16 +75,54 @@ type Data struct {
 	// Timeline is the incident's updates, newest last.
 	Timeline []Entry
 
-	// Incidents, for a briefing, is every active incident and every one
-	// resolved since the recipient's previous briefing, each with the same
-	// fields as above.
+	// ResolvedAt is when the incident was resolved; zero while it is
+	// active. Resolve templates print it, falling back to UpdatedAt.
+	ResolvedAt time.Time
+	// Marking is the protective marking of this message: "OFFICIAL" or
+	// "OFFICIAL-SENSITIVE" ("" = not stated). Email prints it at the top
+	// and bottom, as UK government documents do, and puts a sensitive
+	// marking in the subject; SMS and Slack never get OFFICIAL-SENSITIVE
+	// content (the planner withholds it), so their templates do not print it.
+	Marking string
+	// Withheld is true when sensitive detail was removed for this channel:
+	// the text fields (Summary, UpdateText, sensitive Timeline and Changes
+	// entries) then hold WithheldNotice, and templates may say where the
+	// full briefing went.
+	Withheld bool
+	// NextUpdate is when the incident's next update is due, formatted in
+	// the recipient's zone and language (FormatTime); "" if none is
+	// promised. Alert, update and resolve templates print "Next update by …"
+	// when it is set.
+	NextUpdate string
+	// NextUpdateAt is NextUpdate as a time, for templates that want a short
+	// form (SMS prints clock NextUpdateAt); zero when unknown, and
+	// templates then fall back to NextUpdate.
+	NextUpdateAt time.Time
+
+	// Incidents, for a briefing, is every active incident, each with the
+	// same fields as above plus what changed since the recipient's
+	// previous briefing. (Before Resolved existed the planner also put
+	// recently resolved incidents here; templates still list any resolved
+	// incident found here under Resolved.)
 	Incidents []Incident
+	// Resolved, for a briefing, is every incident resolved since the
+	// recipient's previous briefing (or recently, for a first briefing):
+	// the planner moves them out of Incidents into Resolved.
+	Resolved []Incident
+	// PreviousBriefing is when this recipient last received this briefing,
+	// formatted in their zone and language; "" means this is their first
+	// briefing, which gives the full picture (every timeline entry).
+	PreviousBriefing string
 	// BriefingName is the schedule's display name ("Ministers' morning
 	// briefing").
 	BriefingName string
 	// NextBriefing is when the next briefing is due, already formatted in
 	// the recipient's zone and language (FormatTime does that).
 	NextBriefing string
+	// NextBriefingAt is NextBriefing as a time, for templates that want a
+	// short form (the briefing SMS prints clock NextBriefingAt); zero when
+	// unknown, and templates then fall back to NextBriefing.
+	NextBriefingAt time.Time
 
 	// Subject is an ad-hoc message's subject (event message).
 	Subject string
@@ -116,15 +154,54 @@ type Entry struct {
 	At time.Time
 	// Status is the incident status the update set.
 	Status string
-	// Text is what the update said.
+	// Text is what the update said (WithheldNotice when the entry was
+	// sensitive and withheld from this channel).
 	Text string
+	// Marking is the entry's protective marking; "" means OFFICIAL. Email
+	// tags OFFICIAL-SENSITIVE entries so a reader knows what not to pass on.
+	Marking string
 }
 
-// Incident is one incident inside a briefing; its fields mean what the
-// incident fields of Data mean.
+// ImpactChange is one service × nation cell that changed since the
+// recipient's previous briefing.
+type ImpactChange struct {
+	// Service is the service's display name.
+	Service string
+	// Nation is a canonical nation id.
+	Nation string
+	// From is the impact status at the previous briefing; "" when the cell
+	// was not listed then (a newly affected service).
+	From string
+	// To is the impact status now.
+	To string
+	// Workaround is the workaround now in force; may be empty.
+	Workaround string
+}
+
+// Incident is one incident inside a briefing; its first fields mean what
+// the incident fields of Data mean.
 type Incident struct {
 	IncidentID, Title, Severity, Status, Summary, UpdateText string
 	OpenedAt, UpdatedAt                                      time.Time
 	Impacts                                                  []Impact
 	Timeline                                                 []Entry
+
+	// Marking is the incident's protective marking (it covers the summary).
+	Marking string
+	// NextUpdate is when the next update is due, formatted; "" if none.
+	NextUpdate string
+	// NextUpdateAt is NextUpdate as a time; zero when unknown.
+	NextUpdateAt time.Time
+	// ResolvedAt is when the incident was resolved; zero while active.
+	ResolvedAt time.Time
+	// New is true when the incident was opened since the recipient's
+	// previous briefing. Templates flag it only when there was one.
+	New bool
+	// Changes are the timeline entries since the recipient's previous
+	// briefing, oldest first (all of them when PreviousBriefing is ""); the
+	// planner fills it.
+	Changes []Entry
+	// ImpactChanges are the impact cells that changed since the previous
+	// briefing; the planner fills it.
+	ImpactChanges []ImpactChange
 }

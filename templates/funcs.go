@@ -17,6 +17,9 @@ type words struct {
 	nations  map[string]string
 	severity map[string]string
 	status   map[string]string // incident statuses and impact statuses
+	marking  map[string]string // protective markings as printed in banners
+	withheld string            // WithheldNotice
+	pointer  string            // SMSPointer
 }
 
 // localeWords returns the vocabulary of a supported locale, or nil. A new
@@ -35,6 +38,9 @@ func localeWords(locale string) *words {
 				"investigating": "Investigating", "identified": "Cause identified", "monitoring": "Monitoring", "resolved": "Resolved",
 				"operational": "Operational", "degraded": "Degraded", "outage": "Outage", "restored": "Restored",
 			},
+			marking:  map[string]string{"OFFICIAL": "OFFICIAL", "OFFICIAL-SENSITIVE": "OFFICIAL-SENSITIVE"},
+			withheld: "Sensitive details have been withheld from this channel. A full briefing has been sent by email.",
+			pointer:  " … full details by email",
 		}
 	case "cy":
 		return &words{
@@ -48,6 +54,14 @@ func localeWords(locale string) *words {
 				"investigating": "Yn ymchwilio", "identified": "Achos wedi'i ganfod", "monitoring": "Yn monitro", "resolved": "Wedi'i ddatrys",
 				"operational": "Yn gweithio", "degraded": "Amhariad", "outage": "Ddim ar gael", "restored": "Adferwyd",
 			},
+			// The policy's own English term stays alongside the Welsh one:
+			// mail gateways and readers outside Wales look for it.
+			marking: map[string]string{
+				"OFFICIAL":           "SWYDDOGOL / OFFICIAL",
+				"OFFICIAL-SENSITIVE": "SWYDDOGOL-SENSITIF / OFFICIAL-SENSITIVE",
+			},
+			withheld: "Mae manylion sensitif wedi'u hatal o'r sianel hon. Mae briff llawn wedi'i anfon drwy e-bost.",
+			pointer:  " … manylion llawn drwy e-bost",
 		}
 	}
 	return nil
@@ -101,6 +115,7 @@ func funcMap(w *words) template.FuncMap {
 			return s
 		}
 	}
+	markingWord := lookup(w.marking)
 	return template.FuncMap{
 		"localtime": w.format,
 		"clock": func(t time.Time) string {
@@ -124,6 +139,22 @@ func funcMap(w *words) template.FuncMap {
 		},
 		"active":   func(incs []Incident) []Incident { return filterResolved(incs, false) },
 		"resolved": func(incs []Incident) []Incident { return filterResolved(incs, true) },
+		"union":    union,
+		"marking":  func(m string) string { return markingWord(strings.ToUpper(strings.TrimSpace(m))) },
+		"sensitive": func(m string) bool {
+			m = strings.ToUpper(strings.TrimSpace(m))
+			return m != "" && m != "OFFICIAL"
+		},
+		"withheldNotice": func() string { return w.withheld },
+		"clockOr": func(t time.Time, fallback string) string {
+			if t.IsZero() {
+				return fallback
+			}
+			return t.Format("15:04")
+		},
+		"disrupted":   disrupted,
+		"workarounds": workarounds,
+		"allImpacts":  allImpacts,
 	}
 }
 

@@ -83,23 +83,25 @@ func TestLoad_Override_Errors(t *testing.T) {
 }
 
 func TestSet_Render_MissingWelsh(t *testing.T) {
-	// An operator adds an English SMS briefing and forgets the Welsh one.
+	// Every event has defaults in both languages, so the case is a block
+	// for an event the defaults do not know, written in English only.
+	const event = "reminder"
 	dir := writeOverrides(t, map[string]string{
-		"en/briefing.tmpl": `{{define "briefing.sms.text"}}Situation report {{clock .Now}}{{end}}`,
+		"en/reminder.tmpl": `{{define "reminder.sms.text"}}Reminder {{clock .Now}}{{end}}`,
 	})
 	s := mustLoad(t, dir)
-	if !s.Has(EventBriefing, channels.KindSMS, "en") {
+	if !s.Has(event, channels.KindSMS, "en") {
 		t.Error("Has(en) = false, want true")
 	}
-	if s.Has(EventBriefing, channels.KindSMS, "cy") {
+	if s.Has(event, channels.KindSMS, "cy") {
 		t.Error("Has(cy) = true, want false")
 	}
-	_, err := s.Render(EventBriefing, channels.KindSMS, "cy", SampleDataFor("cy"))
+	_, err := s.Render(event, channels.KindSMS, "cy", SampleDataFor("cy"))
 	var me *MissingError
 	if !errors.As(err, &me) {
 		t.Fatalf("Render(cy) error = %v, want *MissingError", err)
 	}
-	if me.Event != EventBriefing || me.Kind != channels.KindSMS || me.Locale != "cy" || !IsMissing(err) {
+	if me.Event != event || me.Kind != channels.KindSMS || me.Locale != "cy" || !IsMissing(err) {
 		t.Errorf("MissingError = %+v", me)
 	}
 	// No fallback to English, and no locale invented.

@@ -23,7 +23,10 @@ type personalKey struct {
 //
 // The answer is about the templates only: the caller must still group
 // recipients by everything else it puts into Data per recipient (for the
-// planner, NextBriefing, which it formats from the zone and locale).
+// planner, NextBriefing and NextUpdate, which it formats from the zone and
+// locale; PreviousBriefing, with the Changes, ImpactChanges, New and
+// Resolved derived from it; and Marking and Withheld, which depend on the
+// channel). None of those identifies the recipient.
 // RecipientNations is compared as an ordered list, since a template may
 // print it. An unknown locale or an event × kind the locale cannot render
 // (Has is false) is reported as personal, so the caller renders per
@@ -361,9 +364,15 @@ func dataField(name string) fieldClass {
 	case "Event", "Trigger", "Now", "NowLocal",
 		"RecipientLocale", "RecipientTimeZone", "RecipientNations",
 		"IncidentID", "Title", "Severity", "Status", "Summary", "UpdateText", "OpenedAt", "UpdatedAt",
-		"Impacts", "Timeline", "Incidents", "BriefingName", "NextBriefing", "Subject", "Body", "DashboardURL":
-		// NowLocal and NextBriefing are formatted in the recipient's zone
-		// and language, which are part of the group.
+		"Impacts", "Timeline", "Incidents", "BriefingName", "NextBriefing", "Subject", "Body", "DashboardURL",
+		"ResolvedAt", "Marking", "Withheld", "NextUpdate", "NextUpdateAt",
+		"Resolved", "PreviousBriefing", "NextBriefingAt":
+		// NowLocal, NextBriefing, NextUpdate and PreviousBriefing are
+		// formatted in the recipient's zone and language, which are part
+		// of the group. PreviousBriefing (and the Changes, New and Resolved
+		// derived from it) and Marking/Withheld (per channel) can differ
+		// between recipients but do not identify one: the planner groups by
+		// them.
 		return fieldShared
 	}
 	return fieldUnknown

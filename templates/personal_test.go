@@ -53,8 +53,8 @@ func TestSet_Personal_Defaults(t *testing.T) {
 			}
 		}
 	}
-	if n != 2*(5+5+4) { // briefing has no SMS default
-		t.Errorf("checked %d defaults, want 28", n)
+	if n != 2*5*3 { // every event × kind in both locales
+		t.Errorf("checked %d defaults, want 30", n)
 	}
 }
 
@@ -71,19 +71,23 @@ func TestSet_Personal_DefaultsRenderSame(t *testing.T) {
 					continue
 				}
 				personal := s.Personal(event, kind, locale)
-				base := SampleDataFor(locale)
-				base.Event = event
-				ref, err := s.Render(event, kind, locale, base)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, p := range recipientPairs() {
-					got, err := s.Render(event, kind, locale, otherRecipient(base, p[0], p[1]))
+				// Every sample, so that the first-briefing and withheld
+				// branches are covered too.
+				for _, sample := range []func(string) Data{SampleDataFor, SampleFirstBriefing, withheldSample} {
+					base := sample(locale)
+					base.Event = event
+					ref, err := s.Render(event, kind, locale, base)
 					if err != nil {
 						t.Fatal(err)
 					}
-					if same := got == ref; same == personal {
-						t.Errorf("%s/%s.%s: Personal = %v but rendering for %q/%q is same=%v", locale, event, kind, personal, p[0], p[1], same)
+					for _, p := range recipientPairs() {
+						got, err := s.Render(event, kind, locale, otherRecipient(base, p[0], p[1]))
+						if err != nil {
+							t.Fatal(err)
+						}
+						if same := got == ref; same == personal {
+							t.Errorf("%s/%s.%s: Personal = %v but rendering for %q/%q is same=%v", locale, event, kind, personal, p[0], p[1], same)
+						}
 					}
 				}
 			}
@@ -199,7 +203,6 @@ func TestSet_Personal_Unrenderable(t *testing.T) {
 	}{
 		{"unknown locale", EventAlert, "fr", channels.KindSMS},
 		{"unknown kind", EventAlert, "en", channels.Kind("fax")},
-		{"no block", EventBriefing, "en", channels.KindSMS},
 		{"unknown event", "reminder", "en", channels.KindSMS},
 	}
 	for _, tt := range tests {

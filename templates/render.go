@@ -102,28 +102,44 @@ func (s *Set) Render(event string, kind channels.Kind, locale string, d Data) (R
 }
 
 // Check renders every event × kind × locale that has at least one block
-// against SampleDataFor(locale) and returns every failure: execution
-// errors (a missing field, an unknown partial), missing required parts,
-// empty output, and blocks whose name looks like "<event>.<kind>.<part>"
-// but names an unknown event or a part the kind never sends (such a block
+// against SampleDataFor(locale), and briefings also against
+// SampleFirstBriefing(locale) so that both branches of a briefing are
+// executed, and returns every failure (each once): execution errors (a
+// missing field, an unknown partial), missing required parts, empty
+// output, and blocks whose name looks like "<event>.<kind>.<part>" but
+// names an unknown event or a part the kind never sends (such a block
 // would silently never be used). An SMS sample longer than three segments
 // is not a failure.
 func (s *Set) Check() []error {
 	var errs []error
+	seen := map[string]bool{}
+	add := func(err error) {
+		if err != nil && !seen[err.Error()] {
+			seen[err.Error()] = true
+			errs = append(errs, err)
+		}
+	}
 	for _, locale := range Locales() {
 		ls := s.locales[locale]
-		sample := SampleDataFor(locale)
+		samples := []Data{SampleDataFor(locale)}
 		for _, event := range Events() {
+			if event == EventBriefing {
+				samples = append(samples, SampleFirstBriefing(locale))
+			}
 			for _, kind := range channels.Kinds {
 				if !s.anyPart(ls, event, kind) {
 					continue
 				}
-				if _, err := s.Render(event, kind, locale, sample); err != nil {
-					errs = append(errs, err)
+				for _, sample := range samples {
+					_, err := s.Render(event, kind, locale, sample)
+					add(err)
 				}
 			}
+			samples = samples[:1]
 		}
-		errs = append(errs, s.unusedBlocks(locale, ls)...)
+		for _, err := range s.unusedBlocks(locale, ls) {
+			add(err)
+		}
 	}
 	return errs
 }

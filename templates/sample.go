@@ -1,6 +1,9 @@
 package templates
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // sampleText is the free text of the sample data in one language: what
 // operators would type into crier for the incident, in English and, for
@@ -92,9 +95,17 @@ func SampleData() Data { return SampleDataFor("en") }
 
 // SampleDataFor returns the sample data as a recipient who reads locale
 // would get it: for "cy" the incident text is the Welsh version (as
-// operators would publish it alongside the English one), and NowLocal
-// and NextBriefing are formatted in the locale. Any other locale gets the
-// English text. Check and the golden files render every block with it.
+// operators would publish it alongside the English one), and NowLocal,
+// NextBriefing, NextUpdate and PreviousBriefing are formatted in the
+// locale. Any other locale gets the English text. Check and the golden
+// files render every block with it.
+//
+// It is the email sample of the 08:00 briefing on the second day, for a
+// recipient whose previous briefing was at 08:00 the day before: marked
+// OFFICIAL-SENSITIVE (one timeline entry is), nothing withheld; the GP
+// phone lines incident is new since then, the NHSmail one was resolved
+// since then (it is in Resolved), and the outage has two new timeline
+// entries and two changed impact cells.
 func SampleDataFor(locale string) Data {
 	txt := sampleEnglish()
 	if locale == "cy" {
@@ -107,7 +118,9 @@ func SampleDataFor(locale string) Data {
 	at := func(day, hour, minute int) time.Time {
 		return time.Date(2026, time.June, day, hour, minute, 0, 0, time.UTC)
 	}
-	now := at(16, 7, 0)
+	format := func(t time.Time) string { return FormatTime(t.In(london), locale) }
+	entry := func(t time.Time, status, text string) Entry { return Entry{At: t, Status: status, Text: text} }
+	now, previous := at(16, 7, 0), at(15, 7, 0)
 	outage := Incident{
 		IncidentID: "INC-2207", Title: txt.outageTitle, Severity: "critical", Status: "identified",
 		Summary:  txt.outageSummary,
@@ -122,9 +135,15 @@ func SampleDataFor(locale string) Data {
 			{txt.referrals, "northern-ireland", "restored", ""},
 		},
 		Timeline: []Entry{
-			{at(15, 5, 40), "investigating", txt.outage1},
-			{at(15, 9, 30), "identified", txt.outage2},
-			{at(16, 6, 45), "identified", txt.outage3},
+			entry(at(15, 5, 40), "investigating", txt.outage1),
+			{At: at(15, 9, 30), Status: "identified", Text: txt.outage2, Marking: "OFFICIAL-SENSITIVE"},
+			entry(at(16, 6, 45), "identified", txt.outage3),
+		},
+		Marking:      "OFFICIAL-SENSITIVE",
+		NextUpdateAt: at(16, 11, 0),
+		ImpactChanges: []ImpactChange{
+			{Service: txt.dispatch, Nation: "scotland", From: "operational", To: "degraded", Workaround: txt.radio},
+			{Service: txt.referrals, Nation: "northern-ireland", From: "outage", To: "restored"},
 		},
 	}
 	phones := Incident{
@@ -136,28 +155,42 @@ func SampleDataFor(locale string) Data {
 			{txt.gpAppointments, "england", "degraded", txt.gpWA},
 		},
 		Timeline: []Entry{
-			{at(15, 8, 15), "investigating", txt.phones1},
-			{at(16, 6, 30), "monitoring", txt.phones2},
+			entry(at(15, 8, 15), "investigating", txt.phones1),
+			entry(at(16, 6, 30), "monitoring", txt.phones2),
+		},
+		Marking: "OFFICIAL",
+		New:     true,
+		ImpactChanges: []ImpactChange{
+			{Service: txt.gpAppointments, Nation: "england", To: "degraded", Workaround: txt.gpWA},
+			{Service: txt.gpAppointments, Nation: "wales", To: "degraded", Workaround: txt.gpWA},
 		},
 	}
 	mail := Incident{
 		IncidentID: "INC-2204", Title: txt.mailTitle, Severity: "minor", Status: "resolved",
 		Summary:  txt.mailSummary,
-		OpenedAt: at(15, 11, 0), UpdatedAt: at(15, 14, 20),
+		OpenedAt: at(15, 11, 0), UpdatedAt: at(15, 14, 20), ResolvedAt: at(15, 14, 20),
 		Impacts: []Impact{{txt.nhsmail, "wales", "restored", ""}},
 		Timeline: []Entry{
-			{at(15, 11, 0), "investigating", txt.mail1},
-			{at(15, 14, 20), "resolved", txt.mail2},
+			entry(at(15, 11, 0), "investigating", txt.mail1),
+			entry(at(15, 14, 20), "resolved", txt.mail2),
 		},
+		Marking: "OFFICIAL",
+		New:     true,
 	}
 	for _, in := range []*Incident{&outage, &phones, &mail} {
 		in.UpdateText = in.Timeline[len(in.Timeline)-1].Text
+		in.NextUpdate = format(in.NextUpdateAt)
+		for _, e := range in.Timeline {
+			if e.At.After(previous) {
+				in.Changes = append(in.Changes, e)
+			}
+		}
 	}
 	return Data{
 		Event:             EventAlert,
 		Trigger:           "incident/INC-2207/update/3",
 		Now:               now,
-		NowLocal:          FormatTime(now.In(london), locale),
+		NowLocal:          format(now),
 		RecipientID:       "sub-0193",
 		RecipientName:     "Dr Eleri Morgan",
 		RecipientLocale:   locale,
@@ -173,11 +206,40 @@ func SampleDataFor(locale string) Data {
 		UpdatedAt:         outage.UpdatedAt,
 		Impacts:           outage.Impacts,
 		Timeline:          outage.Timeline,
-		Incidents:         []Incident{outage, phones, mail},
+		ResolvedAt:        at(16, 6, 50), // for the resolve templates, which render this sample too
+		Marking:           outage.Marking,
+		NextUpdate:        outage.NextUpdate,
+		NextUpdateAt:      outage.NextUpdateAt,
+		Incidents:         []Incident{outage, phones},
+		Resolved:          []Incident{mail},
+		PreviousBriefing:  format(previous),
 		BriefingName:      txt.briefingName,
-		NextBriefing:      FormatTime(at(16, 16, 0).In(london), locale),
+		NextBriefing:      format(at(16, 16, 0)),
+		NextBriefingAt:    at(16, 16, 0),
 		Subject:           txt.subject,
 		Body:              txt.body,
 		DashboardURL:      "https://crier.example.org/incidents/INC-2207",
 	}
+}
+
+// SampleFirstBriefing is SampleDataFor(locale) for a recipient who has
+// never had this briefing: PreviousBriefing is "", no incident is flagged
+// New, every incident's Changes is its whole timeline and ImpactChanges is
+// empty (the full matrix is the picture), and the recently resolved
+// incident is still in Resolved.
+func SampleFirstBriefing(locale string) Data {
+	d := SampleDataFor(locale)
+	d.Event = EventBriefing
+	d.PreviousBriefing = ""
+	for i := range d.Incidents {
+		in := &d.Incidents[i]
+		in.New = false
+		in.Changes = slices.Clone(in.Timeline)
+		in.ImpactChanges = nil
+	}
+	for i := range d.Resolved {
+		d.Resolved[i].New = false
+		d.Resolved[i].Changes = slices.Clone(d.Resolved[i].Timeline)
+	}
+	return d
 }

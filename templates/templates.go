@@ -25,6 +25,14 @@
 //	latest N ENTRIES            the last N timeline entries, oldest first
 //	active INCIDENTS            the incidents whose status is not resolved
 //	resolved INCIDENTS          the incidents whose status is resolved
+//	union A B                   the incidents of A, then those of B not already in A (by IncidentID)
+//	allImpacts INCIDENTS        every impact of every incident, in order
+//	disrupted IMPACTS           the impacts whose status is degraded or outage
+//	workarounds IMPACTS         the disrupted impacts that have a workaround: the actions in force
+//	marking M                   a protective marking as a banner prints it (cy adds the Welsh term)
+//	sensitive M                 true for a marking above OFFICIAL ("" and OFFICIAL are not)
+//	withheldNotice              WithheldNotice for the locale
+//	clockOr T S                 "17:00" for a non-zero T, otherwise S (for the *At times that may be unset)
 //
 // A value the vocabulary does not know is printed as it is, so a new
 // status never breaks a message.

@@ -259,6 +259,7 @@ func BenchmarkSet_Render(b *testing.B) {
 		{"alert_sms_cy", EventAlert, channels.KindSMS, "cy"},
 		{"alert_slack_en", EventAlert, channels.KindSlack, "en"},
 		{"briefing_email_en", EventBriefing, channels.KindEmail, "en"},
+		{"briefing_sms_cy", EventBriefing, channels.KindSMS, "cy"},
 	}
 	for _, c := range cases {
 		d := SampleDataFor(c.locale)
