@@ -231,11 +231,11 @@ func (s *Store) LastRun(ctx context.Context, schedule string) (ScheduleRun, bool
 // RunOutcome says what became of one scheduled occurrence: whether it was
 // recorded (fired), its trigger and error, and how its deliveries stand.
 type RunOutcome struct {
-	Fired     bool
-	Run       ScheduleRun
-	Sent      int // sent or delivered
-	Pending   int // queued or sending
-	Failed    int // failed, expired or unknown
+	Fired      bool
+	Run        ScheduleRun
+	Sent       int // sent or delivered
+	Pending    int // queued or sending
+	Failed     int // failed, expired or unknown
 	Suppressed int
 }
 
