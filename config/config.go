@@ -105,7 +105,8 @@ type Channel struct {
 	// Currency names PricePerSegment's currency (default GBP).
 	Currency string `yaml:"currency"`
 	// PerSubscriber caps how many messages one person gets on this channel
-	// in a window; the excess is folded into their next briefing.
+	// in a window; the excess is folded into one digest sent when the
+	// window ends.
 	PerSubscriber *Cap            `yaml:"per_subscriber"`
 	Sandbox       *sandbox.Config `yaml:"sandbox"`
 	Twilio        *twilio.Config  `yaml:"twilio"`

@@ -95,8 +95,8 @@ type ChannelRules struct {
 	// boundary with a pointer (0: no cap).
 	MaxSegments int
 	// CapMax and CapWindow cap messages per subscriber on the channel;
-	// the excess is suppressed (reason capped) and left to the next
-	// briefing. Critical messages are never capped.
+	// the excess is suppressed (reason capped) and folded into one digest
+	// sent when the window ends. Critical messages are never capped.
 	CapMax    int
 	CapWindow time.Duration
 }
@@ -165,10 +165,16 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 		return out, err
 	}
 	defer enq.Close()
-	err = p.each(tx, req, now, func(nd *store.NewDelivery, _ templates.Rendered, _ string) error {
+	err = p.each(tx, req, now, func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
 		// each hands over every subscriber × channel once and the trigger
 		// is new, so every delivery here is a new row.
 		nd.IncidentID = tr.IncidentID
+		if nd.Reason == "capped" {
+			if err := p.foldIntoDigest(tx, nd, r, locale, now); err != nil {
+				return err
+			}
+			nd.Subject, nd.Text, nd.HTML = "", "", "" // the digest carries it; no body is stored twice
+		}
 		if err := enq.Add(nd); err != nil {
 			return err
 		}
@@ -279,10 +285,13 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "opted_out", fmt.Sprintf("%s opted out of %s", s.ID, kind)
 				case t.Fold:
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "folded", "minor update: carried by the next briefing instead"
-				case rules.CapMax > 0 && !req.Critical && caps.over(chName, s.ID, rules.CapMax):
-					nd.Status, nd.Reason = store.StatusSuppressed, "capped"
-					nd.Detail = fmt.Sprintf("over %d messages per %s on %s: carried by the next briefing instead", rules.CapMax, rules.CapWindow, chName)
 				default:
+					// A message over the per-subscriber cap is still rendered:
+					// PlanTx folds its text into the subscriber's digest.
+					if rules.CapMax > 0 && !req.Critical && caps.over(chName, s.ID, rules.CapMax) {
+						nd.Status, nd.Reason = store.StatusSuppressed, "capped"
+						nd.Detail = fmt.Sprintf("over %d messages per %s on %s", rules.CapMax, rules.CapWindow, chName)
+					}
 					d, withheld := rc.forChannel(s, data, rules.MaxMarking)
 					j.data, j.render = d, true
 					if !p.tmpl.Personal(t.Event, kind, s.Locale) {
@@ -295,7 +304,7 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 							groups[g] = j.slot
 						}
 					}
-					if s.QuietHours != nil && !req.Critical {
+					if s.QuietHours != nil && !req.Critical && nd.Status == store.StatusQueued {
 						if end, ok := quietEnd(*s.QuietHours, now, loc); ok {
 							nd.NextAt, nd.Reason = end, "quiet_hours"
 							nd.Detail = "deferred until quiet hours end at " + end.In(loc).Format("15:04 MST")
@@ -316,6 +325,27 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 		return werr // the writer's error is the cause when selection stopped
 	}
 	return err
+}
+
+// foldIntoDigest adds a capped message to the subscriber's digest for the
+// channel's current cap window: one message, queued until the window ends,
+// listing everything held back (the first line of each).
+func (p *Planner) foldIntoDigest(tx *store.Tx, nd *store.NewDelivery, r templates.Rendered, locale string, now time.Time) error {
+	rules := p.channels[nd.Channel]
+	start := now.Truncate(rules.CapWindow)
+	end := start.Add(rules.CapWindow)
+	id, err := tx.FoldIntoDigest(store.DigestItem{Channel: nd.Channel, Kind: nd.Kind, SubscriberID: nd.SubscriberID, Address: nd.Address,
+		WindowStart: start, WindowEnd: end, Header: templates.DigestHeader(locale), Line: templates.DigestLine(r.Subject, r.Text),
+		Deadline: end.Add(p.retry.Deadline)})
+	if err != nil {
+		return err
+	}
+	if id == 0 {
+		nd.Detail += "; its digest had already gone out, so it is not sent"
+		return nil
+	}
+	nd.Detail += fmt.Sprintf("; folded into digest delivery %d, sent at %s", id, end.UTC().Format("15:04 MST"))
+	return nil
 }
 
 func (p *Planner) check(req Request) error {
