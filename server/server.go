@@ -59,6 +59,8 @@ type Options struct {
 	Log    *slog.Logger
 	// MaxBody caps request bodies (default 1 MiB).
 	MaxBody int64
+	// Preflight, if set, serves POST /api/v1/preflight.
+	Preflight Preflighter
 }
 
 // Server is the HTTP handler.
@@ -87,6 +89,7 @@ func New(o Options) *Server {
 	s.mux.Handle("POST /api/v1/incidents/{id}/updates", s.auth("operator", s.idempotent(s.changeIncident("update"))))
 	s.mux.Handle("POST /api/v1/incidents/{id}/resolve", s.auth("operator", s.idempotent(s.changeIncident("resolve"))))
 	s.mux.Handle("GET /api/v1/deliveries", s.auth("viewer", s.listDeliveries))
+	s.registerPreflight()
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "", fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	})

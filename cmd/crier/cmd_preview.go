@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -12,8 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/crier-dev/crier/dispatch"
-	"github.com/crier-dev/crier/incidents"
-	"github.com/crier-dev/crier/scheduler"
+	"github.com/crier-dev/crier/server"
 )
 
 func previewCmd(e *env) *cobra.Command {
@@ -44,39 +44,18 @@ segments with the estimated cost (price_per_segment in the channel's config).`,
 				return usageError{fmt.Errorf("give exactly one of --briefing NAME, --incident ID or --audience NAME (a broadcast)")}
 			}
 			return withApp(cmd, e, func(ctx context.Context, a *app) error {
-				var req dispatch.Request
-				if send.Audience != "" {
-					send.Channels = sendChannels
-					r, err := a.sendRequest(send)
-					if err != nil {
-						return usageError{err}
-					}
-					req = r
-				} else if briefing != "" {
-					b := a.cfg.Briefings[briefing]
-					if b == nil {
-						return usageError{fmt.Errorf("--briefing %q is not in the config (known: %v)", briefing, sortedKeys(a.cfg.Briefings))}
-					}
-					req = dispatch.Request{Key: "preview", Kind: "briefing", Name: briefing, BriefingName: b.Title,
-						Targets: []dispatch.Target{{Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
-					if s, err := scheduler.Parse(b.Schedule); err == nil && b.Schedule != "" {
-						req.NextBriefing = s.Next(e.now())
-					}
-				} else {
-					inc, err := a.st.Incident(ctx, incidentID)
-					if err != nil {
-						return err
-					}
-					u := inc.Timeline[len(inc.Timeline)-1]
-					if event != "" {
-						u = incidents.Update{Seq: u.Seq, Kind: event}
-					}
-					req = a.incidentRequest(inc, u)
-					req.Key = "preview"
-					if len(req.Targets) == 0 {
-						fmt.Fprintf(e.stdout, "no alert rule sends %s events for a %s incident\n", u.Kind, inc.Severity)
-						return nil
-					}
+				send.Channels = sendChannels
+				req, err := a.previewRequest(ctx, server.PreflightRequest{Briefing: briefing, Incident: incidentID, Event: event,
+					Audience: send.Audience, Channels: send.Channels, Subject: send.Subject, Body: send.Body, Critical: send.Critical})
+				if errors.Is(err, server.ErrBadRequest) {
+					return usageError{err}
+				}
+				if err != nil {
+					return err
+				}
+				if len(req.Targets) == 0 {
+					fmt.Fprintln(e.stdout, "no alert rule sends this event for this incident: nobody would be told")
+					return nil
 				}
 				if summary {
 					pf, err := a.planner.Preflight(ctx, a.st, req, a.prices())

@@ -63,7 +63,7 @@ func (a *app) serve(ctx context.Context) error {
 	for _, t := range a.cfg.Server.Tokens {
 		tokens = append(tokens, server.Token{Name: t.Name, Role: t.Role, Value: t.Token})
 	}
-	srv := &http.Server{Handler: server.New(server.Options{Incidents: a, Store: a.st, Tokens: tokens, Log: a.log, Notify: a.disp.Notify,
+	srv := &http.Server{Handler: server.New(server.Options{Incidents: a, Store: a.st, Tokens: tokens, Log: a.log, Notify: a.disp.Notify, Preflight: a,
 		Ready: func() error {
 			if !a.sched.Running() {
 				return errors.New("scheduler not running")

@@ -15,6 +15,7 @@ import (
 	"github.com/crier-dev/crier/dispatch"
 	"github.com/crier-dev/crier/incidents"
 	"github.com/crier-dev/crier/scheduler"
+	"github.com/crier-dev/crier/server"
 	"github.com/crier-dev/crier/store"
 	"github.com/crier-dev/crier/templates"
 )
@@ -249,4 +250,65 @@ func (a *app) RaiseAlarm(ctx context.Context, briefing string, due time.Time, wh
 		a.disp.Notify()
 	}
 	return nil
+}
+
+// previewRequest builds the trigger a preview or pre-flight renders: a
+// briefing, an incident's event, or an ad-hoc broadcast. Its key is never
+// planned.
+func (a *app) previewRequest(ctx context.Context, r server.PreflightRequest) (dispatch.Request, error) {
+	given := 0
+	for _, v := range []string{r.Briefing, r.Incident, r.Audience} {
+		if v != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return dispatch.Request{}, fmt.Errorf("%w: give exactly one of briefing, incident or audience (a broadcast)", server.ErrBadRequest)
+	}
+	switch {
+	case r.Audience != "":
+		req, err := a.sendRequest(sendRequest{Audience: r.Audience, Channels: r.Channels, Subject: r.Subject, Body: r.Body, Critical: r.Critical, Key: "preview"})
+		if err != nil {
+			return req, fmt.Errorf("%w: %v", server.ErrBadRequest, err)
+		}
+		return req, nil
+	case r.Briefing != "":
+		b := a.cfg.Briefings[r.Briefing]
+		if b == nil {
+			return dispatch.Request{}, fmt.Errorf("%w: briefing %q is not in the config (known: %s)", server.ErrBadRequest, r.Briefing, strings.Join(sortedKeys(a.cfg.Briefings), ", "))
+		}
+		req := dispatch.Request{Key: "preview", Kind: "briefing", Name: r.Briefing, BriefingName: b.Title,
+			Targets: []dispatch.Target{{Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
+		if s, err := scheduler.Parse(b.Schedule); err == nil && b.Schedule != "" {
+			req.NextBriefing = s.Next(a.env.now())
+		}
+		return req, nil
+	}
+	inc, err := a.st.Incident(ctx, r.Incident)
+	if err != nil {
+		return dispatch.Request{}, err
+	}
+	u := inc.Timeline[len(inc.Timeline)-1]
+	switch r.Event {
+	case "":
+	case "open", "update", "resolve":
+		u = incidents.Update{Seq: u.Seq, Kind: r.Event}
+	default:
+		return dispatch.Request{}, fmt.Errorf("%w: event %q is not open, update or resolve", server.ErrBadRequest, r.Event)
+	}
+	req := a.incidentRequest(inc, u)
+	req.Key = "preview"
+	return req, nil
+}
+
+// Preflight serves the API's pre-flight.
+func (a *app) Preflight(ctx context.Context, r server.PreflightRequest) (dispatch.Preflight, error) {
+	req, err := a.previewRequest(ctx, r)
+	if err != nil {
+		return dispatch.Preflight{}, err
+	}
+	if len(req.Targets) == 0 {
+		return dispatch.Preflight{Channels: map[string]*dispatch.ChannelPreflight{}}, nil
+	}
+	return a.planner.Preflight(ctx, a.st, req, a.prices())
 }
