@@ -106,3 +106,8 @@ func TestBroadcast_TwilioOutageThenRecovery(t *testing.T) {
 		t.Fatal("the peer never recovered: the test did not exercise the outage")
 	}
 }
+
+func twilioSenderTimeout(peer *channeltest.TwilioPeer, timeout time.Duration) (*twilio.Sender, error) {
+	return twilio.New("sms", twilio.Config{AccountSID: peer.AccountSID, AuthToken: fields.Secret(peer.AuthToken),
+		MessagingServiceSID: peer.MessagingServiceSID, APIBaseURL: peer.URL, Timeout: timeout})
+}
