@@ -251,7 +251,7 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 	// rendered once per group of recipients who share everything else.
 	groups := map[renderGroup]*renderSlot{}
 	var seen []string // channels already planned for this subscriber
-	err = tx.EachSubscriber(func(s *subscribers.Subscriber) error {
+	err = tx.EachSubscriberCommitted(func(s *subscribers.Subscriber) error {
 		var data *templates.Data
 		seen = seen[:0]
 		for _, t := range req.Targets {

@@ -85,6 +85,14 @@ func (t *Tx) EachSubscriber(fn func(*subscribers.Subscriber) error) error {
 	return eachSubscriber(t.ctx, t.tx, fn)
 }
 
+// EachSubscriberCommitted calls fn for every subscriber as last committed,
+// read on a separate read connection: a planning transaction that does not
+// change subscribers reads them in parallel with its own inserts instead of
+// taking turns with them on the one writer connection.
+func (t *Tx) EachSubscriberCommitted(fn func(*subscribers.Subscriber) error) error {
+	return eachSubscriber(t.ctx, t.s.r, fn)
+}
+
 // Subscribers lists every subscriber in id order.
 func (s *Store) Subscribers(ctx context.Context) ([]subscribers.Subscriber, error) {
 	var out []subscribers.Subscriber
