@@ -170,6 +170,9 @@ func (c *Config) validate() fields.List {
 	if w := c.Webhooks; w.AckSecret.IsSet() && len(w.AckSecret.Reveal()) < 32 {
 		errs.Add("webhooks.ack_secret", "", "is shorter than 32 characters: use a long random secret (openssl rand -hex 32)")
 	}
+	if (c.Webhooks.TwilioAuthToken.IsSet() || c.Webhooks.TwilioAuthTokenFile != "") && c.Server.PublicURL == "" {
+		errs.Add("server.public_url", "", "is required with webhooks.twilio_auth_token: Twilio signs the public URL it calls, so crier must know it (e.g. https://crier.example.org)")
+	}
 	if d := c.SMSReplies.AckDigit; len([]rune(d)) > 1 {
 		errs.Add("sms_replies.ack_digit", d, "must be one character, like 1")
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -103,6 +104,8 @@ type Dispatcher struct {
 	lanes map[string]*lane
 	order []string
 	wake  chan struct{}
+	// running counts Run calls in progress (for /readyz).
+	running atomic.Int32
 }
 
 type lane struct {
@@ -207,8 +210,14 @@ func (d *Dispatcher) Recover(ctx context.Context) error {
 // in-flight sends finish (bounded by Options.Grace), puts claimed but
 // unsent deliveries back in the queue and returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	d.running.Add(1)
+	defer d.running.Add(-1)
 	return d.run(ctx, nil, nil)
 }
+
+// Running reports whether Run is sending (for /readyz): false before it
+// starts and once it has returned.
+func (d *Dispatcher) Running() bool { return d.running.Load() > 0 }
 
 // Drain sends the deliveries of the given triggers until none is queued or
 // sending, ctx ends, or only retries later than deadline remain. progress,

@@ -32,6 +32,9 @@ type Target struct {
 	// instead of sending them: a minor update that the next briefing
 	// carries.
 	Fold bool
+	// selector, when set, is used instead of the named audience (an
+	// escalation rung to named subscribers).
+	selector *subscribers.Selector
 }
 
 // Request is one trigger to plan.
@@ -54,6 +57,16 @@ type Request struct {
 	BriefingName string
 	// NextBriefing is when the briefing after this one is due (zero if unknown).
 	NextBriefing time.Time
+	// Ack, when set, asks every recipient to acknowledge (see AckPolicy):
+	// the deliveries are marked as asking for it and the policy is stored
+	// with the trigger, in the same transaction.
+	Ack *AckPolicy
+	// EscalatesID links every delivery planned to the delivery it
+	// escalates (a deputy audience told that someone did not acknowledge).
+	EscalatesID int64
+
+	triggerID int64     // set while planning, for acknowledgement links
+	ackDue    time.Time // when acknowledgement is due
 }
 
 // Outcome is what planning wrote.
@@ -84,6 +97,11 @@ type Planner struct {
 	now       func() time.Time
 	dashboard string
 	channels  map[string]ChannelRules
+
+	// criticalOverridesOptOut: see PlannerOptions.CriticalOverridesOptOut.
+	criticalOverridesOptOut bool
+	observer                Observer
+	acks                    *AckSigner
 }
 
 // ChannelRules are a channel's content rules.
@@ -111,6 +129,18 @@ type PlannerOptions struct {
 	DashboardURL string
 	// Rules are per-channel content rules (marking, SMS length, caps).
 	Rules map[string]ChannelRules
+	// CriticalOverridesOptOut queues critical messages even to addresses on
+	// the opt-out list (a STOP reply, a provider's 21610), each with reason
+	// opt_out_overridden and an event; a subscriber's own opted_out kinds
+	// from the config still hold (sms_replies.critical_overrides_opt_out).
+	CriticalOverridesOptOut bool
+	// Observer, if set, hears about every delivery planned as suppressed
+	// (status suppressed, its reason, no latency) once the plan's
+	// transaction has committed: the dispatcher reports the rest.
+	Observer Observer
+	// Acks signs the acknowledgement links put in messages that ask for
+	// acknowledgement; nil puts in none (recipients can still reply).
+	Acks *AckSigner
 }
 
 // NewPlanner builds a planner.
@@ -120,7 +150,7 @@ func NewPlanner(o PlannerOptions) *Planner {
 		o.Now = time.Now
 	}
 	p := &Planner{tmpl: o.Templates, kinds: o.Channels, audiences: map[string]Audience{}, retry: o.Retry, now: o.Now, dashboard: o.DashboardURL,
-		channels: o.Rules}
+		channels: o.Rules, criticalOverridesOptOut: o.CriticalOverridesOptOut, observer: o.Observer, acks: o.Acks}
 	for _, a := range o.Audiences {
 		p.audiences[a.Name] = a
 	}
@@ -165,10 +195,18 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 		return out, err
 	}
 	defer enq.Close()
+	type suppression struct{ channel, kind, reason string }
+	suppressed := map[suppression]int{}
+	req.triggerID = tr.ID
+	if req.Ack != nil {
+		req.ackDue = now.Add(req.Ack.Within)
+	}
 	err = p.each(tx, req, now, func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
 		// each hands over every subscriber × channel once and the trigger
 		// is new, so every delivery here is a new row.
 		nd.IncidentID = tr.IncidentID
+		nd.Ack = req.Ack != nil && nd.Status != store.StatusSuppressed
+		nd.EscalatesID = req.EscalatesID
 		if nd.Reason == "capped" {
 			if err := p.foldIntoDigest(tx, nd, r, locale, now); err != nil {
 				return err
@@ -181,6 +219,7 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 		switch {
 		case nd.Status == store.StatusSuppressed:
 			out.Suppressed++
+			suppressed[suppression{nd.Channel, nd.Kind, nd.Reason}]++
 		default:
 			out.Queued++
 			out.ByChannel[nd.Channel]++
@@ -196,8 +235,28 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 	if err := enq.Flush(); err != nil {
 		return out, err
 	}
+	if req.Critical && p.criticalOverridesOptOut {
+		if err := tx.LogOptOutOverrides(tr.ID); err != nil {
+			return out, err
+		}
+	}
 	if err := tx.SetPlanned(tr.ID, enq.Written()); err != nil {
 		return out, err
+	}
+	if a := req.Ack; a != nil {
+		if err := tx.SetAckPolicy(store.AckPolicy{TriggerID: tr.ID, Within: a.Within, Quorum: a.Quorum, Ladder: a.Ladder, Deputy: a.Deputy,
+			DueAt: req.ackDue}); err != nil {
+			return out, err
+		}
+	}
+	if p.observer != nil && len(suppressed) > 0 {
+		tx.AfterCommit(func() {
+			for k, n := range suppressed {
+				for range n {
+					p.observer.Observed(k.channel, channels.Kind(k.kind), store.StatusSuppressed, k.reason, 0)
+				}
+			}
+		})
 	}
 	return out, nil
 }
@@ -256,6 +315,9 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 		seen = seen[:0]
 		for _, t := range req.Targets {
 			sel := p.audiences[t.Audience].Selector
+			if t.selector != nil {
+				sel = *t.selector
+			}
 			if req.Incident == nil {
 				// Without an incident there are no affected nations to
 				// narrow the audience by: everyone in it is meant.
@@ -267,6 +329,7 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 			loc := zone(zones, s.TimeZone)
 			if data == nil {
 				data = rc.data(s, loc)
+				p.fillAck(data, req, s, loc, now)
 			}
 			for _, chName := range t.Channels {
 				if slices.Contains(seen, chName) {
@@ -278,10 +341,12 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 					Address: s.Address(kind), Priority: priority, Status: store.StatusQueued, Deadline: deadline}}
 				nd := &j.nd
 				rules := p.channels[chName]
+				listed := optOuts[string(kind)+":"+nd.Address]
+				override := listed && req.Critical && p.criticalOverridesOptOut && !s.HasOptedOut(kind)
 				switch {
 				case nd.Address == "":
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "no_address", fmt.Sprintf("%s has no %s address", s.ID, kind)
-				case s.HasOptedOut(kind) || optOuts[string(kind)+":"+nd.Address]:
+				case s.HasOptedOut(kind) || listed && !override:
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "opted_out", fmt.Sprintf("%s opted out of %s", s.ID, kind)
 				case t.Fold:
 					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "folded", "minor update: carried by the next briefing instead"
@@ -294,7 +359,7 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 					}
 					d, withheld := rc.forChannel(s, data, rules.MaxMarking)
 					j.data, j.render = d, true
-					if !p.tmpl.Personal(t.Event, kind, s.Locale) {
+					if !p.personal(t.Event, kind, s.Locale, d) {
 						g := renderGroup{event: t.Event, kind: kind, locale: s.Locale, zone: s.TimeZone, nations: strings.Join(s.Nations, ";"),
 							since: rc.sinceKey(s), withheld: withheld}
 						if slot, ok := groups[g]; ok {
@@ -313,6 +378,10 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 							}
 						}
 					}
+				}
+				if override && nd.Status == store.StatusQueued {
+					nd.Reason = "opt_out_overridden"
+					nd.Detail = fmt.Sprintf("%s opted out of %s; sent anyway: critical, and sms_replies.critical_overrides_opt_out is on", s.ID, kind)
 				}
 				if !pl.add(j) {
 					return errPlanStopped
@@ -356,8 +425,9 @@ func (p *Planner) check(req Request) error {
 	if len(req.Targets) == 0 {
 		errs = append(errs, "the trigger has no audience")
 	}
+	errs = append(errs, p.checkAck(req.Ack)...)
 	for _, t := range req.Targets {
-		if _, ok := p.audiences[t.Audience]; !ok {
+		if _, ok := p.audiences[t.Audience]; !ok && t.selector == nil {
 			errs = append(errs, fmt.Sprintf("audience %q is not defined in the config", t.Audience))
 		}
 		for _, c := range t.Channels {

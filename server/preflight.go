@@ -34,7 +34,7 @@ func (s *Server) registerPreflight() {
 	if s.o.Preflight == nil {
 		return
 	}
-	s.mux.Handle("POST /api/v1/preflight", s.auth("operator", s.preflight))
+	s.route("POST", "/api/v1/preflight", "operator", s.preflight)
 }
 
 func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {

@@ -6,7 +6,6 @@ package server
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -61,12 +59,59 @@ type Options struct {
 	MaxBody int64
 	// Preflight, if set, serves POST /api/v1/preflight.
 	Preflight Preflighter
+	// Twilio serves Twilio's status callbacks and inbound SMS; nil: not served.
+	Twilio *TwilioOptions
+	// Acks serves acknowledgement links (/ack/{token}) and Slack's
+	// interaction webhook; nil: not served.
+	Acks *AckOptions
+	// WebhookObserved, if set, hears the outcome of every webhook request
+	// by route (metrics).
+	WebhookObserved func(route, outcome string)
+	// Metrics, if set, is served at GET /metrics (see registerMetrics).
+	Metrics http.Handler
+	// Broadcasts, if set, serves POST /api/v1/broadcasts and
+	// GET /api/v1/broadcasts/{trigger} (see registerAPI).
+	Broadcasts Broadcaster
+	// Subscribers, if set, serves /api/v1/subscribers: list, create,
+	// update and CSV import.
+	Subscribers SubscriberAdmin
+	// Schedules, if set, serves GET /api/v1/schedules and
+	// POST /api/v1/schedules/{name}/fire.
+	Schedules ScheduleRunner
+	// Auth, if set, accepts database tokens besides Tokens and serves the
+	// dashboard's sign-in (users, sessions, CSRF; see auth.go).
+	Auth *AuthOptions
+	// Dashboard lists the web dashboard's pages (package dashboard), each
+	// registered behind sign-in with its role; nil: no dashboard.
+	Dashboard []Page
 }
 
 // Server is the HTTP handler.
 type Server struct {
-	o   Options
-	mux *http.ServeMux
+	o      Options
+	mux    *http.ServeMux
+	routes []Route
+}
+
+// Route is one registered route and the role it needs ("" = no sign-in:
+// health checks, and webhooks that carry their own signature).
+type Route struct {
+	Method, Pattern, Role string
+}
+
+// Routes lists every route the server registered, in order: the
+// OpenAPI document and the role-matrix test are checked against it.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// route registers h for "METHOD /pattern", behind sign-in with at least
+// role (none when role is "").
+func (s *Server) route(method, pattern, role string, h http.HandlerFunc) {
+	s.routes = append(s.routes, Route{Method: method, Pattern: pattern, Role: role})
+	var handler http.Handler = h
+	if role != "" {
+		handler = s.auth(role, h)
+	}
+	s.mux.Handle(method+" "+pattern, handler)
 }
 
 // New builds the handler.
@@ -80,16 +125,23 @@ func New(o Options) *Server {
 	if o.Notify == nil {
 		o.Notify = func() {}
 	}
+	o.Auth = authDefaults(o.Auth)
 	s := &Server{o: o, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /api/v1/incidents", s.auth("viewer", s.listIncidents))
-	s.mux.Handle("POST /api/v1/incidents", s.auth("operator", s.idempotent(s.openIncident)))
-	s.mux.Handle("GET /api/v1/incidents/{id}", s.auth("viewer", s.getIncident))
-	s.mux.Handle("POST /api/v1/incidents/{id}/updates", s.auth("operator", s.idempotent(s.changeIncident("update"))))
-	s.mux.Handle("POST /api/v1/incidents/{id}/resolve", s.auth("operator", s.idempotent(s.changeIncident("resolve"))))
-	s.mux.Handle("GET /api/v1/deliveries", s.auth("viewer", s.listDeliveries))
+	s.route("GET", "/healthz", "", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s.route("GET", "/readyz", "", s.readyz)
+	s.route("GET", "/api/v1/incidents", "viewer", s.listIncidents)
+	s.route("POST", "/api/v1/incidents", "operator", s.idempotent(s.openIncident))
+	s.route("GET", "/api/v1/incidents/{id}", "viewer", s.getIncident)
+	s.route("POST", "/api/v1/incidents/{id}/updates", "operator", s.idempotent(s.changeIncident("update")))
+	s.route("POST", "/api/v1/incidents/{id}/resolve", "operator", s.idempotent(s.changeIncident("resolve")))
+	s.route("GET", "/api/v1/deliveries", "viewer", s.listDeliveries)
+	s.registerAuth()
 	s.registerPreflight()
+	s.registerTwilio()
+	s.registerAcks()
+	s.registerMetrics()
+	s.registerAPI()
+	s.registerDashboard()
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "", fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path))
 	})
@@ -113,40 +165,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Write([]byte("ready\n"))
-}
-
-var roleRank = map[string]int{"viewer": 1, "operator": 2, "admin": 3}
-
-// auth admits requests whose bearer token has at least role. Tokens are
-// compared in constant time, every token is compared (no early exit that
-// would time which one nearly matched).
-func (s *Server) auth(role string, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || got == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="crier"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "", "send Authorization: Bearer <token> (tokens are in server.tokens)")
-			return
-		}
-		gotSum := sha256.Sum256([]byte(got))
-		var match *Token
-		for i := range s.o.Tokens {
-			want := sha256.Sum256([]byte(s.o.Tokens[i].Value.Reveal()))
-			if subtle.ConstantTimeCompare(gotSum[:], want[:]) == 1 {
-				match = &s.o.Tokens[i]
-			}
-		}
-		if match == nil {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="crier", error="invalid_token"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "", "the bearer token is not valid")
-			return
-		}
-		if roleRank[match.Role] < roleRank[role] {
-			writeError(w, http.StatusForbidden, "forbidden", "", fmt.Sprintf("this needs the %s role", role))
-			return
-		}
-		h(w, r)
-	})
 }
 
 type apiError struct {
@@ -326,44 +344,4 @@ func (s *Server) changeIncident(kind string) http.HandlerFunc {
 		s.o.Notify()
 		writeJSON(w, http.StatusOK, res)
 	}
-}
-
-func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := store.LogFilter{IncidentID: q.Get("incident"), Status: q.Get("status"), Channel: q.Get("channel"), Subscriber: q.Get("subscriber"),
-		Kind: q.Get("kind"), Limit: 500}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 5000 {
-			writeError(w, http.StatusBadRequest, "invalid", "limit", "limit must be a number from 1 to 5000")
-			return
-		}
-		f.Limit = n
-	}
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "invalid", "after", "after must be a delivery id (the next_cursor of the previous page)")
-			return
-		}
-		f.AfterID = n
-	}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid", "since", "since must be an RFC 3339 time like 2026-11-25T08:00:00Z")
-			return
-		}
-		f.Since = t
-	}
-	list := []*store.LogEntry{}
-	if err := s.o.Store.Log(r.Context(), f, func(e *store.LogEntry) error { list = append(list, e); return nil }); err != nil {
-		s.fail(w, err)
-		return
-	}
-	resp := map[string]any{"deliveries": list}
-	if len(list) == f.Limit {
-		resp["next_cursor"] = strconv.FormatInt(list[len(list)-1].ID, 10)
-	}
-	writeJSON(w, http.StatusOK, resp)
 }

@@ -203,3 +203,39 @@ CREATE TABLE api_requests (
     response   BLOB NOT NULL,
     created_at INTEGER NOT NULL
 );
+
+-- API tokens made with `crier tokens create`. The token itself is shown
+-- once and never stored: only its public selector (to find the row) and a
+-- SHA-256 of the whole token (compared in constant time). Revoked tokens
+-- stay listed, so the name is never reused for a different holder.
+CREATE TABLE api_tokens (
+    name         TEXT PRIMARY KEY,
+    role         TEXT NOT NULL,                 -- viewer, operator, admin
+    selector     TEXT NOT NULL UNIQUE,
+    hash         BLOB NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL DEFAULT 0,    -- recorded at most once a minute
+    revoked_at   INTEGER NOT NULL DEFAULT 0
+);
+
+-- Dashboard users made with `crier users add`; passwords as bcrypt hashes.
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_at    INTEGER NOT NULL
+);
+
+-- Dashboard sign-in sessions, keyed by a SHA-256 of the cookie value. A
+-- session belongs to a user, a database token or a config token (kind).
+CREATE TABLE sessions (
+    hash       BLOB PRIMARY KEY,
+    kind       TEXT NOT NULL,                   -- user, token, config
+    subject    TEXT NOT NULL,                   -- the user's or the token's name
+    role       TEXT NOT NULL,                   -- the role at sign-in
+    binding    BLOB NOT NULL DEFAULT x'',      -- ties a config-token session to the token and the process (server)
+    created_at INTEGER NOT NULL,
+    seen_at    INTEGER NOT NULL,                -- last use, recorded at most once a minute
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX sessions_subject ON sessions(kind, subject);

@@ -10,10 +10,15 @@ import (
 // incident update and the deliveries it triggers; every delivery of a
 // broadcast) is written through one Tx.
 type Tx struct {
-	tx  *sql.Tx
-	ctx context.Context
-	s   *Store
+	tx    *sql.Tx
+	ctx   context.Context
+	s     *Store
+	after []func()
 }
+
+// AfterCommit runs fn once the transaction has committed, and never if it
+// rolls back: what it reports (metrics) then matches what was written.
+func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 
 // Write runs fn in one IMMEDIATE transaction and commits it if fn returns
 // nil; otherwise nothing fn wrote is kept.
@@ -23,11 +28,15 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("store: begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(&Tx{tx: tx, ctx: ctx, s: s}); err != nil {
+	t := &Tx{tx: tx, ctx: ctx, s: s}
+	if err := fn(t); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	for _, f := range t.after {
+		f()
 	}
 	return nil
 }

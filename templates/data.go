@@ -132,6 +132,24 @@ type Data struct {
 	// DashboardURL links to the incident or briefing in crier's
 	// dashboard; may be empty.
 	DashboardURL string
+
+	// AckRequired is true when the recipient is asked to acknowledge this
+	// message; templates then say how and by when.
+	AckRequired bool
+	// AckBy is the acknowledgement deadline, formatted in the recipient's
+	// zone and language (FormatTime); "" when AckRequired is false.
+	AckBy string
+	// AckByAt is AckBy as a time, for templates that want a short form
+	// (SMS prints clockOr .AckByAt .AckBy); zero when AckRequired is false.
+	AckByAt time.Time
+	// AckURL is the recipient's own signed acknowledgement link (the GET
+	// shows a confirm button; only its POST acknowledges); "" when no link
+	// can be made. It identifies the recipient: a message that prints it is
+	// rendered for each recipient (see Set.Personal).
+	AckURL string
+	// AckReply is what an SMS recipient replies to acknowledge, in the
+	// message's language: "Reply ACK", "Atebwch ACK" (AckReply(locale)).
+	AckReply string
 }
 
 // Impact is one service's state in one nation.

@@ -24,14 +24,16 @@ type goldenCase struct {
 }
 
 // goldenCases are the samples with golden files: the main sample for
-// everything, the first briefing for every briefing kind, and the main
-// sample as the planner withholds it from SMS and Slack.
+// everything, the first briefing for every briefing kind, the main
+// sample as the planner withholds it from SMS and Slack, and the main
+// sample asking for acknowledgement for every event that can ask.
 func goldenCases() []goldenCase {
 	return []goldenCase{
 		{"", SampleDataFor, Events(), channels.Kinds},
 		{"first", SampleFirstBriefing, []string{EventBriefing}, channels.Kinds},
 		{"withheld", withheldSample, []string{EventAlert, EventUpdate, EventResolve, EventBriefing},
 			[]channels.Kind{channels.KindSMS, channels.KindSlack}},
+		{"ack", SampleAck, []string{EventAlert, EventUpdate, EventMessage}, channels.Kinds},
 	}
 }
 
@@ -152,6 +154,8 @@ func TestSet_Render_SMSBudget(t *testing.T) {
 		{"first briefing", "cy", EventBriefing, SampleFirstBriefing, 3},
 		{"withheld briefing", "en", EventBriefing, withheldSample, 2},
 		{"withheld briefing", "cy", EventBriefing, withheldSample, 3},
+		{"alert asking for acknowledgement", "en", EventAlert, SampleAck, 2},
+		{"alert asking for acknowledgement", "cy", EventAlert, SampleAck, 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.locale+"/"+tt.name, func(t *testing.T) {

@@ -14,6 +14,13 @@ type personalKey struct {
 	kind          channels.Kind
 }
 
+// personalAnswer is the analysis of one event × kind × locale: why it is
+// personal regardless of AckURL ("" if not), and whether it uses AckURL.
+type personalAnswer struct {
+	why    string
+	ackURL bool
+}
+
 // Personal reports whether rendering event × kind in locale can depend on which recipient it is for beyond
 // RecipientLocale, RecipientTimeZone and RecipientNations: true when any block rendered for it (all parts,
 // following {{template}} calls into partials, transitively) references .RecipientID or .RecipientName, or
@@ -31,26 +38,54 @@ type personalKey struct {
 // print it. An unknown locale or an event × kind the locale cannot render
 // (Has is false) is reported as personal, so the caller renders per
 // recipient and gets Render's error for each.
+//
+// AckURL identifies the recipient too: it carries a token signed for one
+// person, so a block that uses it makes the message personal. Data whose
+// AckURL is empty cannot differ there; for such data PersonalWithoutAckURL
+// is the sharper answer.
 func (s *Set) Personal(event string, kind channels.Kind, locale string) bool {
+	a := s.personalAnswer(event, kind, locale)
+	return a.why != "" || a.ackURL
+}
+
+// PersonalWithoutAckURL is Personal for data whose AckURL is empty (a
+// trigger that asks for no acknowledgement, or no link configured): then
+// a block that prints AckURL prints the same nothing for everyone, and
+// only the other reasons count. Alert emails thus stay rendered once per
+// group unless they carry acknowledgement links.
+func (s *Set) PersonalWithoutAckURL(event string, kind channels.Kind, locale string) bool {
+	return s.personalAnswer(event, kind, locale).why != ""
+}
+
+func (s *Set) personalAnswer(event string, kind channels.Kind, locale string) personalAnswer {
 	key := personalKey{event: event, locale: locale, kind: kind}
 	if v, ok := s.personal.Load(key); ok {
-		return v.(bool)
+		return v.(personalAnswer)
 	}
-	p, _ := s.personalWhy(event, kind, locale)
-	s.personal.Store(key, p) // a racing duplicate computes the same answer
-	return p
+	a := s.analyse(event, kind, locale)
+	s.personal.Store(key, a) // a racing duplicate computes the same answer
+	return a
 }
 
 // personalWhy is Personal uncached, with the first reason found ("" when
 // not personal) so that tests and logs can say which action made a message
 // personal.
 func (s *Set) personalWhy(event string, kind channels.Kind, locale string) (bool, string) {
+	a := s.analyse(event, kind, locale)
+	if a.why == "" && a.ackURL {
+		return true, "uses .AckURL"
+	}
+	return a.why != "", a.why
+}
+
+// analyse walks every block rendered for event × kind in locale.
+func (s *Set) analyse(event string, kind channels.Kind, locale string) personalAnswer {
 	ls := s.locales[locale]
 	if ls == nil {
-		return true, fmt.Sprintf("no templates for locale %q", locale)
+		return personalAnswer{why: fmt.Sprintf("no templates for locale %q", locale)}
 	}
 	if !s.Has(event, kind, locale) {
-		return true, fmt.Sprintf("%s/%s.%s cannot be rendered: a required part is missing", locale, event, kind)
+		return personalAnswer{why: fmt.Sprintf("%s/%s.%s cannot be rendered: a required part is missing", locale, event, kind)}
 	}
 	a := &analyzer{lookup: ls.text.Lookup, visited: map[string]bool{}}
 	_, used := requiredParts(kind)
@@ -65,7 +100,7 @@ func (s *Set) personalWhy(event string, kind channels.Kind, locale string) (bool
 			a.template(nil, name)
 		}
 	}
-	return a.why != "", a.why
+	return personalAnswer{why: a.why, ackURL: a.ackURL}
 }
 
 // value is what the analysis knows about a value in a template.
@@ -99,6 +134,7 @@ type analyzer struct {
 	vars    []variable      // innermost last, as text/template keeps them
 	raised  bool            // a variable rose during the current range pass
 	why     string          // the first reason the output is personal
+	ackURL  bool            // the output may print AckURL
 }
 
 // flag records that the output may depend on the recipient.
@@ -339,6 +375,8 @@ func (a *analyzer) fields(n parse.Node, v value, names []string) value {
 	case fieldShared:
 	case fieldRecipient:
 		a.flag(n, "uses ."+names[0])
+	case fieldAckURL:
+		a.ackURL = true
 	default:
 		a.flag(n, "uses ."+names[0]+", which the analysis does not know")
 	}
@@ -353,6 +391,7 @@ const (
 	fieldUnknown   fieldClass = iota // not a Data field the analysis knows: treated as personal
 	fieldShared                      // the same for every recipient in a group
 	fieldRecipient                   // identifies the recipient
+	fieldAckURL                      // identifies the recipient when set (see Set.Personal)
 )
 
 // dataField classifies a Data field by name. A field added to Data is
@@ -361,18 +400,23 @@ func dataField(name string) fieldClass {
 	switch name {
 	case "RecipientID", "RecipientName":
 		return fieldRecipient
+	case "AckURL":
+		return fieldAckURL
 	case "Event", "Trigger", "Now", "NowLocal",
 		"RecipientLocale", "RecipientTimeZone", "RecipientNations",
 		"IncidentID", "Title", "Severity", "Status", "Summary", "UpdateText", "OpenedAt", "UpdatedAt",
 		"Impacts", "Timeline", "Incidents", "BriefingName", "NextBriefing", "Subject", "Body", "DashboardURL",
 		"ResolvedAt", "Marking", "Withheld", "NextUpdate", "NextUpdateAt",
-		"Resolved", "PreviousBriefing", "NextBriefingAt":
+		"Resolved", "PreviousBriefing", "NextBriefingAt",
+		"AckRequired", "AckBy", "AckByAt", "AckReply":
 		// NowLocal, NextBriefing, NextUpdate and PreviousBriefing are
 		// formatted in the recipient's zone and language, which are part
 		// of the group. PreviousBriefing (and the Changes, New and Resolved
 		// derived from it) and Marking/Withheld (per channel) can differ
 		// between recipients but do not identify one: the planner groups by
-		// them.
+		// them. AckRequired is the same for a whole trigger, AckBy is
+		// formatted in the zone and language, and AckReply depends on the
+		// language only.
 		return fieldShared
 	}
 	return fieldUnknown

@@ -3,6 +3,7 @@ package templates
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -12,10 +13,20 @@ import (
 )
 
 // otherRecipient returns d as it would be for a different recipient in
-// the same locale, zone and nations group.
+// the same locale, zone and nations group: their own id and name, and
+// their own acknowledgement link when d carries one.
 func otherRecipient(d Data, id, name string) Data {
 	d.RecipientID, d.RecipientName = id, name
+	if d.AckURL != "" {
+		d.AckURL = "https://crier.example.org/ack/other-" + url.PathEscape(id)
+	}
 	return d
+}
+
+// printsAckLink says which defaults print the acknowledgement link: the
+// email of every event that can ask for acknowledgement.
+func printsAckLink(event string, kind channels.Kind) bool {
+	return kind == channels.KindEmail && (event == EventAlert || event == EventUpdate || event == EventMessage)
 }
 
 // recipientPairs are the (id, name) pairs the property tests render with:
@@ -31,8 +42,9 @@ func recipientPairs() [][2]string {
 func TestSet_Personal_Defaults(t *testing.T) {
 	// No default names its recipient: the delivery log records who got
 	// each message, and an identical body for everyone in a group is stored
-	// once and rendered once however large the broadcast.
-	want := map[channels.Kind]bool{channels.KindEmail: false, channels.KindSMS: false, channels.KindSlack: false}
+	// once and rendered once however large the broadcast. Only the emails
+	// that carry a recipient's own acknowledgement link are personal, and
+	// only when there is a link.
 	s := mustLoad(t, "")
 	n := 0
 	for _, locale := range Locales() {
@@ -44,11 +56,14 @@ func TestSet_Personal_Defaults(t *testing.T) {
 				n++
 				got, why := s.personalWhy(event, kind, locale)
 				t.Logf("%s/%s.%s personal=%v %s", locale, event, kind, got, why)
-				if got != want[kind] {
-					t.Errorf("%s/%s.%s: Personal = %v (%s), want %v", locale, event, kind, got, why, want[kind])
+				if want := printsAckLink(event, kind); got != want {
+					t.Errorf("%s/%s.%s: Personal = %v (%s), want %v", locale, event, kind, got, why, want)
 				}
 				if s.Personal(event, kind, locale) != got {
 					t.Errorf("%s/%s.%s: Personal disagrees with personalWhy", locale, event, kind)
+				}
+				if s.PersonalWithoutAckURL(event, kind, locale) {
+					t.Errorf("%s/%s.%s: PersonalWithoutAckURL = true, want false", locale, event, kind)
 				}
 			}
 		}
@@ -60,8 +75,10 @@ func TestSet_Personal_Defaults(t *testing.T) {
 
 // TestSet_Personal_DefaultsRenderSame is the property Personal promises:
 // a default that is not personal renders byte-identically for recipients
-// who differ only in RecipientID and RecipientName. The personal defaults
-// must differ, or the analysis would be crying wolf on them.
+// who differ only in RecipientID and RecipientName (and AckURL, when the
+// sample carries links). The personal defaults must differ, or the
+// analysis would be crying wolf on them. Samples without a link are held
+// to PersonalWithoutAckURL.
 func TestSet_Personal_DefaultsRenderSame(t *testing.T) {
 	s := mustLoad(t, "")
 	for _, locale := range Locales() {
@@ -70,11 +87,14 @@ func TestSet_Personal_DefaultsRenderSame(t *testing.T) {
 				if !s.Has(event, kind, locale) {
 					continue
 				}
-				personal := s.Personal(event, kind, locale)
-				// Every sample, so that the first-briefing and withheld
-				// branches are covered too.
-				for _, sample := range []func(string) Data{SampleDataFor, SampleFirstBriefing, withheldSample} {
+				// Every sample, so that the first-briefing, withheld and
+				// acknowledgement branches are covered too.
+				for _, sample := range []func(string) Data{SampleDataFor, SampleFirstBriefing, withheldSample, SampleAck} {
 					base := sample(locale)
+					personal := s.PersonalWithoutAckURL(event, kind, locale)
+					if base.AckURL != "" {
+						personal = s.Personal(event, kind, locale)
+					}
 					base.Event = event
 					ref, err := s.Render(event, kind, locale, base)
 					if err != nil {

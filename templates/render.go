@@ -102,11 +102,12 @@ func (s *Set) Render(event string, kind channels.Kind, locale string, d Data) (R
 }
 
 // Check renders every event × kind × locale that has at least one block
-// against SampleDataFor(locale), and briefings also against
+// against SampleDataFor(locale), briefings also against
 // SampleFirstBriefing(locale) so that both branches of a briefing are
-// executed, and returns every failure (each once): execution errors (a
-// missing field, an unknown partial), missing required parts, empty
-// output, and blocks whose name looks like "<event>.<kind>.<part>" but
+// executed, and alerts, updates and messages also against
+// SampleAck(locale) (their acknowledgement branch). It returns every
+// failure (each once): execution errors (a missing field, an unknown
+// partial), missing required parts, empty output, and blocks whose name looks like "<event>.<kind>.<part>" but
 // names an unknown event or a part the kind never sends (such a block
 // would silently never be used). An SMS sample longer than three segments
 // is not a failure.
@@ -123,8 +124,11 @@ func (s *Set) Check() []error {
 		ls := s.locales[locale]
 		samples := []Data{SampleDataFor(locale)}
 		for _, event := range Events() {
-			if event == EventBriefing {
+			switch event {
+			case EventBriefing:
 				samples = append(samples, SampleFirstBriefing(locale))
+			case EventAlert, EventUpdate, EventMessage:
+				samples = append(samples, SampleAck(locale)) // the acknowledgement branch
 			}
 			for _, kind := range channels.Kinds {
 				if !s.anyPart(ls, event, kind) {

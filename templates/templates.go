@@ -77,7 +77,7 @@ type Set struct {
 	mu    sync.Mutex
 	zones map[string]*time.Location // time.LoadLocation reads a file each call
 
-	personal sync.Map // personalKey → bool, Personal's answers
+	personal sync.Map // personalKey → personalAnswer, Personal's analyses
 }
 
 // localeSet is one locale's blocks, parsed twice: text/template executes

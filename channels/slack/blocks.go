@@ -51,6 +51,9 @@ func messageLayout(m channels.Message) (layout, error) {
 		blocks = append(blocks, slack.NewSectionBlock(
 			slack.NewTextBlockObject(slack.MarkdownType, part, false, false), nil, nil))
 	}
+	if b := ackButton(m.Metadata); b != nil {
+		blocks = append(blocks, b)
+	}
 	if m.Key != "" {
 		blocks = append(blocks, slack.NewContextBlock("",
 			slack.NewTextBlockObject(slack.MarkdownType, "delivery "+escapeLimit(m.Key, maxTextObject-len("delivery ")), false, false)))
@@ -60,6 +63,26 @@ func messageLayout(m channels.Message) (layout, error) {
 			len(blocks), maxBlocks, utf8.RuneCountInString(m.Text))
 	}
 	return layout{fallback: fallbackText(m.Subject, m.Text), blocks: blocks}, nil
+}
+
+// AckActionID is the action_id of the Acknowledge button; crier's Slack
+// interaction webhook records a click on it.
+const AckActionID = "crier_ack"
+
+// ackButton is the Acknowledge button of a message that asks for
+// acknowledgement, or nil: with md["ack_token"] an interactive button
+// whose value is the token (Slack posts the click, signed, to crier's
+// interaction webhook); otherwise with md["ack_url"] a link button that
+// opens crier's confirm page (for a Slack app without interactivity).
+func ackButton(md map[string]string) slack.Block {
+	label := slack.NewTextBlockObject(slack.PlainTextType, "Acknowledge", false, false)
+	if tok := md["ack_token"]; tok != "" {
+		return slack.NewActionBlock(AckActionID, slack.NewButtonBlockElement(AckActionID, tok, label).WithStyle(slack.StylePrimary))
+	}
+	if u := md["ack_url"]; u != "" {
+		return slack.NewActionBlock(AckActionID, slack.NewButtonBlockElement(AckActionID+"_link", "", label).WithURL(u).WithStyle(slack.StylePrimary))
+	}
+	return nil
 }
 
 // fallbackText is the top-level text that notifications, screen readers

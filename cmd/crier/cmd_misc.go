@@ -68,6 +68,7 @@ func sendCmd(e *env) *cobra.Command {
 	var r sendRequest
 	var chans string
 	var wait time.Duration
+	var ack ackFlags
 	cmd := &cobra.Command{
 		Use:     "send",
 		Short:   "Send an ad-hoc message to an audience",
@@ -78,6 +79,9 @@ func sendCmd(e *env) *cobra.Command {
 				if c = strings.TrimSpace(c); c != "" {
 					r.Channels = append(r.Channels, c)
 				}
+			}
+			if err := ack.apply(&r); err != nil {
+				return usageError{err}
 			}
 			return withApp(cmd, e, func(ctx context.Context, a *app) error {
 				out, err := a.Send(ctx, r)
@@ -100,6 +104,7 @@ func sendCmd(e *env) *cobra.Command {
 	f.StringVar(&r.Body, "body", "", "message text")
 	f.BoolVar(&r.Critical, "critical", false, "send ahead of other traffic and through quiet hours")
 	f.StringVar(&r.Key, "key", "", "idempotency key: the same key never sends twice (default: content and minute)")
+	ack.register(cmd)
 	f.DurationVar(&wait, "wait", 2*time.Minute, "how long to keep retrying deliveries before leaving them to crier serve")
 	return cmd
 }

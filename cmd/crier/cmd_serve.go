@@ -63,20 +63,28 @@ func (a *app) serve(ctx context.Context) error {
 	for _, t := range a.cfg.Server.Tokens {
 		tokens = append(tokens, server.Token{Name: t.Name, Role: t.Role, Value: t.Token})
 	}
-	srv := &http.Server{Handler: server.New(server.Options{Incidents: a, Store: a.st, Tokens: tokens, Log: a.log, Notify: a.disp.Notify, Preflight: a,
-		Ready: func() error {
-			if !a.sched.Running() {
-				return errors.New("scheduler not running")
-			}
-			return nil
-		}}),
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	escWake := make(chan struct{}, 1)
+	var api *server.Server // the dashboard asks it who signed in
+	dash, err := a.newDashboard(func(r *http.Request) (server.Principal, bool) { return api.Principal(r) })
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	auth := a.authOptions()
+	auth.SigninPage = signinPage(dash)
+	api = server.New(server.Options{Incidents: a, Store: a.st, Tokens: tokens, Log: a.log, Notify: a.disp.Notify, Preflight: a,
+		Acks: a.ackOptions(escWake), Auth: auth,
+		Broadcasts: a, Subscribers: a, Schedules: a, Dashboard: dashboardPages(dash),
+		Twilio: wakeOnReceipt(a.twilioWebhooks(), escWake), Metrics: a.metrics.Handler(), WebhookObserved: a.metrics.WebhookObserved, Ready: a.ready})
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	srv.RegisterOnShutdown(dash.Close) // live progress streams end, so shutdown need not wait for them
 
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); a.escalateLoop(runCtx, escWake) }()
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(30 * time.Second)
@@ -142,4 +150,15 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	a.log.Info("crier stopped cleanly")
 	return nil
+}
+
+// twilioWebhooks configures Twilio's status and inbound-SMS webhooks, or
+// nil (not served) without webhooks.twilio_auth_token.
+func (a *app) twilioWebhooks() *server.TwilioOptions {
+	w, r := a.cfg.Webhooks, a.cfg.SMSReplies
+	if !w.TwilioAuthToken.IsSet() {
+		return nil
+	}
+	return &server.TwilioOptions{AuthToken: w.TwilioAuthToken, PublicURL: a.cfg.Server.PublicURL, Store: a.st,
+		Replies: server.SMSReplies{HelpText: r.HelpText, UnknownText: r.UnknownText, AckDigit: r.AckDigit}}
 }

@@ -60,6 +60,9 @@ func (a *app) incidentRequest(inc *incidents.Incident, u incidents.Update) dispa
 		}
 		req.Targets = append(req.Targets, dispatch.Target{Audience: r.Audience, Channels: r.Channels, Event: alertEvent(r, u.Kind),
 			Fold: r.FoldMinor && inc.Severity == incidents.Minor})
+		if req.Ack == nil && r.Ack != nil {
+			req.Ack = ackPolicy(r.Ack) // the first rule that asks sets the policy
+		}
 	}
 	return req
 }
@@ -154,6 +157,8 @@ type sendRequest struct {
 	Body     string   `json:"body"`
 	Critical bool     `json:"critical"`
 	Key      string   `json:"key"`
+	// Ack asks for acknowledgement (crier send --ack-within).
+	Ack *config.Ack `json:"-"`
 }
 
 // prices are the SMS prices configured per channel.
@@ -195,6 +200,7 @@ func (a *app) sendRequest(r sendRequest) (dispatch.Request, error) {
 	if strings.TrimSpace(r.Body) == "" {
 		problems = append(problems, "--body is required: the message text")
 	}
+	problems = append(problems, a.sendAckProblems(r.Ack)...)
 	if len(problems) > 0 {
 		return dispatch.Request{}, errors.New(strings.Join(problems, "\n"))
 	}
@@ -205,7 +211,7 @@ func (a *app) sendRequest(r sendRequest) (dispatch.Request, error) {
 		key = hex.EncodeToString(h[:8])
 	}
 	return dispatch.Request{Key: "send:" + key, Kind: "send", Name: r.Subject, Subject: r.Subject, Body: r.Body, Critical: r.Critical,
-		Targets: []dispatch.Target{{Audience: r.Audience, Channels: r.Channels, Event: templates.EventMessage}}}, nil
+		Targets: []dispatch.Target{{Audience: r.Audience, Channels: r.Channels, Event: templates.EventMessage}}, Ack: ackPolicy(r.Ack)}, nil
 }
 
 // watches lists the briefings with a missed-briefing alarm.

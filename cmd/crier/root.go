@@ -28,7 +28,8 @@ func newRoot(e *env) *cobra.Command {
 	root.PersistentFlags().String("config", def, "config file (default $CRIER_CONFIG, then ./config.yaml)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCmd(e), checkConfigCmd(e), incidentCmd(e), briefCmd(e), sendCmd(e), previewCmd(e), logCmd(e),
-		subscribersCmd(e), demoCmd(e), retryCmd(e), schedulesCmd(e), backupCmd(e))
+		subscribersCmd(e), demoCmd(e), retryCmd(e), schedulesCmd(e), backupCmd(e), acksCmd(e),
+		tokensCmd(e), usersCmd(e))
 	return root
 }
 

@@ -19,7 +19,9 @@ import (
 	"github.com/crier-dev/crier/dispatch"
 	"github.com/crier-dev/crier/incidents"
 	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/metrics"
 	"github.com/crier-dev/crier/scheduler"
+	"github.com/crier-dev/crier/server"
 	"github.com/crier-dev/crier/store"
 	"github.com/crier-dev/crier/subscribers"
 	"github.com/crier-dev/crier/templates"
@@ -33,6 +35,10 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	now            func() time.Time
+
+	// stdin is where crier users add reads a password (nil: os.Stdin).
+	stdin io.Reader
+
 	// channelOpts lets tests point real channels at in-process peers.
 	twilioOpts []twilio.Option
 	emailOpts  []email.Option
@@ -52,6 +58,9 @@ type app struct {
 	closers  []io.Closer
 	env      *env
 	schedule map[string]string // briefing → cron spec
+	metrics  *metrics.Metrics
+	acks     *dispatch.AckSigner // nil without webhooks.ack_secret
+	esc      *dispatch.Escalator
 }
 
 // loadConfig reads and validates the config and the templates it names,
@@ -169,7 +178,9 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 	}
 	kinds := map[string]channels.Kind{}
 	rules := map[string]dispatch.ChannelRules{}
-	a.disp = dispatch.New(st, dispatch.Options{Retry: cfg.Retry, Now: e.now, Log: log})
+	a.metrics = newMetrics(cfg, st, e, log)
+	a.acks = a.ackSigner()
+	a.disp = dispatch.New(st, dispatch.Options{Retry: cfg.Retry, Now: e.now, Log: log, Observer: a.metrics})
 	for _, name := range cfg.ChannelNames() {
 		ch, err := a.buildChannel(name, cfg.Channels[name])
 		if err != nil {
@@ -184,14 +195,16 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 			r.CapMax, r.CapWindow = c.PerSubscriber.Max, c.PerSubscriber.Window
 		}
 		rules[name] = r
-		a.disp.AddChannel(ch, cfg.Channels[name].Limits)
+		a.disp.AddChannel(a.withAckButtons(ch), cfg.Channels[name].Limits)
 	}
 	var auds []dispatch.Audience
 	for name, aud := range cfg.Audiences {
 		auds = append(auds, dispatch.Audience{Name: name, Selector: aud.Selector})
 	}
 	a.planner = dispatch.NewPlanner(dispatch.PlannerOptions{Templates: tmpl, Channels: kinds, Audiences: auds, Retry: cfg.Retry, Now: e.now,
-		DashboardURL: cfg.Server.PublicURL, Rules: rules})
+		DashboardURL: cfg.Server.PublicURL, Rules: rules, CriticalOverridesOptOut: cfg.SMSReplies.CriticalOverridesOptOut, Observer: a.metrics,
+		Acks: a.acks})
+	a.esc = dispatch.NewEscalator(st, a.planner, dispatch.EscalatorOptions{Log: log})
 	a.sched = scheduler.New(st, briefer{a}, scheduler.Options{Grace: cfg.Schedule.Grace, Now: e.now, Log: log})
 	for _, name := range sortedKeys(cfg.Briefings) {
 		if spec := cfg.Briefings[name].Schedule; spec != "" {
@@ -211,7 +224,7 @@ func (a *app) buildChannel(name string, c *config.Channel) (channels.Channel, er
 	case "sandbox":
 		return sandbox.New(name, *c.Sandbox)
 	case "twilio":
-		return twilio.New(name, *c.Twilio, a.env.twilioOpts...)
+		return twilio.New(name, a.twilioConfig(*c.Twilio), a.env.twilioOpts...)
 	case "smtp":
 		s, err := email.New(name, *c.SMTP, a.env.emailOpts...)
 		if err == nil {
@@ -222,6 +235,19 @@ func (a *app) buildChannel(name string, c *config.Channel) (channels.Channel, er
 		return slack.New(name, *c.Slack, append([]slack.Option{slack.WithLogger(a.log)}, a.env.slackOpts...)...)
 	}
 	return nil, fmt.Errorf("unknown driver %q", c.Driver)
+}
+
+// twilioConfig points a Twilio channel without a status_callback_url at
+// crier's own status webhook, so every message's receipts come back to its
+// delivery. That needs the webhook served (webhooks.twilio_auth_token) and
+// an https server.public_url (Twilio must reach it; the channel refuses
+// plain-http callbacks).
+func (a *app) twilioConfig(c twilio.Config) twilio.Config {
+	base := strings.TrimRight(a.cfg.Server.PublicURL, "/")
+	if c.StatusCallbackURL == "" && a.cfg.Webhooks.TwilioAuthToken.IsSet() && strings.HasPrefix(base, "https://") {
+		c.StatusCallbackURL = base + server.TwilioStatusPath
+	}
+	return c
 }
 
 // syncSubscribers makes the database's config-sourced subscribers match
@@ -268,6 +294,8 @@ func maskAttr(_ []string, at slog.Attr) slog.Attr {
 	switch at.Key {
 	case "address", "to", "phone", "email":
 		at.Value = slog.StringValue(maskAddress(at.Value.String()))
+	default:
+		at.Value = maskInText(at.Value) // a provider's error names the address
 	}
 	return at
 }
