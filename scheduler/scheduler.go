@@ -44,8 +44,12 @@ func Parse(spec string) (sched cron.Schedule, err error) {
 	return sched, nil
 }
 
-// Next lists the next n fire times of sched after from.
+// Next lists the next n fire times of sched after from, in the schedule's
+// own zone (its CRON_TZ) so that they read as the schedule was written.
 func Next(sched cron.Schedule, from time.Time, n int) []time.Time {
+	if ss, ok := sched.(*cron.SpecSchedule); ok && ss.Location != nil {
+		from = from.In(ss.Location)
+	}
 	out := make([]time.Time, 0, n)
 	for t := from; len(out) < n; {
 		t = sched.Next(t)

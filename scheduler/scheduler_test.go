@@ -175,3 +175,14 @@ func TestClockChange_EuropeLondon(t *testing.T) {
 		}
 	}
 }
+
+func TestNext_InTheSchedulesZone(t *testing.T) {
+	s, err := Parse("CRON_TZ=Europe/London 0 17 * * *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Next(s, time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC), 1)[0]
+	if got.Location().String() != "Europe/London" || got.Hour() != 17 || got.UTC().Hour() != 16 {
+		t.Fatalf("next = %s, want 17:00 Europe/London (16:00 UTC in summer)", got)
+	}
+}

@@ -118,7 +118,9 @@ CREATE TABLE deliveries (
     ack_via       TEXT NOT NULL DEFAULT '',
     UNIQUE (trigger_id, subscriber_id, channel)
 );
-CREATE INDEX deliveries_due ON deliveries(channel, next_at) WHERE status = 'queued';
+-- A claim walks the due queue in (priority, next_at, id) order and stops at
+-- its limit, instead of sorting every due row of the channel.
+CREATE INDEX deliveries_claim ON deliveries(channel, priority DESC, next_at, id) WHERE status = 'queued';
 CREATE INDEX deliveries_sending ON deliveries(lease_until) WHERE status = 'sending';
 CREATE INDEX deliveries_incident ON deliveries(incident_id) WHERE incident_id != '';
 CREATE INDEX deliveries_subscriber ON deliveries(subscriber_id);

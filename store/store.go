@@ -23,17 +23,13 @@ var schemaV1 string
 
 // upgrades[i] brings a database from schema version i+1 to i+2. A new
 // database gets schemaV1 and then every upgrade, so both paths end equal.
-var upgrades = []string{
-	// v2: a claim walks the due queue in (priority, next_at, id) order
-	// through an index and stops at its limit, instead of sorting every
-	// due row of the channel on each claim (quadratic over a broadcast).
-	`DROP INDEX IF EXISTS deliveries_due;
-	CREATE INDEX deliveries_claim ON deliveries(channel, priority DESC, next_at, id) WHERE status = 'queued';`,
-}
+// schema.sql is the schema of the first release and does not change
+// again: a later change is a new entry here and SchemaVersion+1.
+var upgrades = []string{}
 
 // SchemaVersion is the schema this binary writes. A database with a newer
 // version is refused rather than damaged.
-const SchemaVersion = 2
+const SchemaVersion = 1
 
 // Store is an open crier database.
 type Store struct {

@@ -81,48 +81,6 @@ func TestStore_Open_ReopenKeepsData(t *testing.T) {
 	}
 }
 
-// A database written by the v1 schema is upgraded in place on open.
-func TestStore_Open_UpgradesV1(t *testing.T) {
-	clk := newClock(t0)
-	st, path := open(t, clk)
-	enqueue(t, st, "send:1", delivery("a"))
-	st.Close()
-	db, err := sql.Open("sqlite", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{`DROP INDEX deliveries_claim`, `CREATE INDEX deliveries_due ON deliveries(channel, next_at) WHERE status = 'queued'`, `PRAGMA user_version = 1`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	db.Close()
-
-	st = openAt(t, path, clk)
-	var version int
-	var indexes []string
-	r := raw(t, path)
-	if err := r.QueryRow(`PRAGMA user_version`).Scan(&version); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := r.Query(`SELECT name FROM sqlite_master WHERE type='index' AND name IN ('deliveries_due','deliveries_claim')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var n string
-		rows.Scan(&n)
-		indexes = append(indexes, n)
-	}
-	rows.Close()
-	if version != store.SchemaVersion || !reflect.DeepEqual(indexes, []string{"deliveries_claim"}) {
-		t.Errorf("after the upgrade: version %d, indexes %v; want %d and deliveries_claim only", version, indexes, store.SchemaVersion)
-	}
-	if c := claim(t, st, store.ClaimOptions{}); len(c) != 1 {
-		t.Errorf("claimed %d after the upgrade, want the old row", len(c))
-	}
-}
-
 func TestStore_Write_RollsBack(t *testing.T) {
 	clk := newClock(t0)
 	st, path := open(t, clk)
