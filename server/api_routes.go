@@ -55,6 +55,21 @@ type BroadcastRequest struct {
 	Key string `json:"key,omitempty"`
 	// PreflightOnly answers with the pre-flight and plans nothing.
 	PreflightOnly bool `json:"preflight_only,omitempty"`
+	// Ack asks every recipient to acknowledge, escalating when they do not.
+	Ack *BroadcastAck `json:"ack,omitempty"`
+}
+
+// BroadcastAck is a broadcast's acknowledgement request, as an alert
+// rule's ack: in the config.
+type BroadcastAck struct {
+	// Within is how long recipients have to acknowledge ("15m").
+	Within string `json:"within"`
+	// Quorum is how many acknowledgements are enough (0: everyone).
+	Quorum int `json:"quorum,omitempty"`
+	// Escalate is the ladder of channel instances, in order.
+	Escalate []string `json:"escalate,omitempty"`
+	// Deputy is the audience told when a recipient's ladder is used up.
+	Deputy string `json:"deputy,omitempty"`
 }
 
 // BroadcastResult is what a broadcast did: its trigger and planned

@@ -9,6 +9,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/crier-dev/crier/config"
 	"github.com/crier-dev/crier/dispatch"
 	"github.com/crier-dev/crier/internal/fields"
 	"github.com/crier-dev/crier/scheduler"
@@ -38,7 +39,8 @@ func (a *app) Broadcast(ctx context.Context, r server.BroadcastRequest) (server.
 	if err := a.checkBroadcast(r).Err(); err != nil {
 		return server.BroadcastResult{}, err
 	}
-	req, err := a.sendRequest(sendRequest{Audience: r.Audience, Channels: r.Channels, Subject: r.Subject, Body: r.Body, Critical: r.Critical, Key: r.Key})
+	req, err := a.sendRequest(sendRequest{Audience: r.Audience, Channels: r.Channels, Subject: r.Subject, Body: r.Body, Critical: r.Critical, Key: r.Key,
+		Ack: broadcastAck(r.Ack)})
 	if err != nil {
 		return server.BroadcastResult{}, fmt.Errorf("%w: %v", server.ErrBadRequest, err)
 	}
@@ -81,7 +83,36 @@ func (a *app) checkBroadcast(r server.BroadcastRequest) fields.List {
 	if r.Key != "" && !triggerKeyRE.MatchString(r.Key) {
 		errs.Add("key", r.Key, "must be 1-100 of A-Z a-z 0-9 . _ : - (or left out: the content and the minute)")
 	}
+	if k := r.Ack; k != nil {
+		if d, err := time.ParseDuration(k.Within); err != nil || d < time.Minute {
+			errs.Add("ack.within", k.Within, "must be a duration of at least 1m, like 15m: how long recipients have to acknowledge")
+		}
+		if k.Quorum < 0 {
+			errs.Add("ack.quorum", fmt.Sprint(k.Quorum), "must be 0 (everyone) or more")
+		}
+		for i, c := range k.Escalate {
+			if a.cfg.Channels[c] == nil {
+				errs.Add(fmt.Sprintf("ack.escalate[%d]", i), c, "is not a channel in the config: use one of %s", strings.Join(a.cfg.ChannelNames(), ", "))
+			}
+		}
+		if k.Deputy != "" && a.cfg.Audiences[k.Deputy] == nil {
+			errs.Add("ack.deputy", k.Deputy, "is not an audience in the config: use one of %s", strings.Join(sortedKeys(a.cfg.Audiences), ", "))
+		}
+		if a.acks == nil {
+			errs.Add("ack", "", "needs webhooks.ack_secret in the config to sign acknowledgement links")
+		}
+	}
 	return errs
+}
+
+// broadcastAck turns the API's acknowledgement request (already checked)
+// into the config's form.
+func broadcastAck(k *server.BroadcastAck) *config.Ack {
+	if k == nil {
+		return nil
+	}
+	d, _ := time.ParseDuration(k.Within)
+	return &config.Ack{Within: d, Quorum: k.Quorum, Escalate: k.Escalate, Deputy: k.Deputy}
 }
 
 // Progress counts a trigger's deliveries by status, and who acknowledged.
