@@ -15,7 +15,7 @@ import (
 // trigger, and a bad request names the ack field.
 func TestCLI_Serve_BroadcastAck(t *testing.T) {
 	yaml := strings.Replace(exampleYAML(t), "  tokens: []\n", "  tokens:\n    - name: test-desk\n      role: operator\n      token: ${CRIER_TEST_TOKEN}\n", 1)
-	yaml += "\nwebhooks:\n  ack_secret: ${CRIER_ACK_SECRET}\n"
+	yaml = strings.Replace(yaml, "\nwebhooks:\n", "\nwebhooks:\n  ack_secret: ${CRIER_ACK_SECRET}\n", 1)
 	h := newHarness(t, yaml)
 	h.setenv("CRIER_TEST_TOKEN", serveToken)
 	h.setenv("CRIER_ACK_SECRET", "0123456789abcdef0123456789abcdef0123456789")
