@@ -8,24 +8,32 @@ import (
 
 // LogEntry is one delivery as the log shows it.
 type LogEntry struct {
-	ID           int64     `json:"id"`
-	Kind         string    `json:"kind"`
-	Channel      string    `json:"channel"`
-	Subscriber   string    `json:"subscriber"`
-	Address      string    `json:"address"`
-	Status       string    `json:"status"`
-	Reason       string    `json:"reason"`
-	Detail       string    `json:"detail,omitempty"`
-	Attempts     int       `json:"attempts"`
-	ProviderID   string    `json:"provider_id"`
-	Segments     int       `json:"segments,omitempty"`
-	Trigger      string    `json:"trigger"`
-	TriggerKind  string    `json:"trigger_kind"`
-	IncidentID   string    `json:"incident_id,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	SentAt       time.Time `json:"sent_at,omitzero"`
-	NextAttempt  time.Time `json:"next_attempt_at,omitzero"`
+	ID          int64     `json:"id"`
+	Kind        string    `json:"kind"`
+	Channel     string    `json:"channel"`
+	Subscriber  string    `json:"subscriber"`
+	Address     string    `json:"address"`
+	Status      string    `json:"status"`
+	Reason      string    `json:"reason"`
+	Detail      string    `json:"detail,omitempty"`
+	Attempts    int       `json:"attempts"`
+	ProviderID  string    `json:"provider_id"`
+	Segments    int       `json:"segments,omitempty"`
+	Trigger     string    `json:"trigger"`
+	TriggerKind string    `json:"trigger_kind"`
+	IncidentID  string    `json:"incident_id,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	SentAt      time.Time `json:"sent_at,omitzero"`
+	NextAttempt time.Time `json:"next_attempt_at,omitzero"`
+	// What the provider said afterwards (a Twilio status callback).
+	ProviderStatus string    `json:"provider_status,omitempty"`
+	ErrorCode      string    `json:"error_code,omitempty"`
+	DeliveredAt    time.Time `json:"delivered_at,omitzero"`
+	// Acknowledgement, and the delivery this one escalates.
+	AckedAt      time.Time `json:"acked_at,omitzero"`
+	AckVia       string    `json:"ack_via,omitempty"`
+	EscalatesID  int64     `json:"escalates,omitempty"`
 	Subject      string    `json:"subject,omitempty"`
 	Text         string    `json:"text,omitempty"`
 	HTML         string    `json:"html,omitempty"`
@@ -87,7 +95,8 @@ func (s *Store) Log(ctx context.Context, f LogFilter, fn func(*LogEntry) error) 
 		body = "COALESCE(m.subject,''), COALESCE(m.text,''), COALESCE(m.html,'')"
 	}
 	q := `SELECT d.id, d.kind, d.channel, d.subscriber_id, d.address, d.status, d.reason, d.detail, d.attempts, d.provider_id, d.segments,
-		t.key, t.kind, t.id, d.incident_id, d.created_at, d.updated_at, d.sent_at, d.next_at, ` + body + `
+		t.key, t.kind, t.id, d.incident_id, d.created_at, d.updated_at, d.sent_at, d.next_at,
+		d.provider_status, d.error_code, d.delivered_at, d.acked_at, d.ack_via, d.escalates_id, ` + body + `
 		FROM deliveries d JOIN triggers t ON t.id=d.trigger_id LEFT JOIN messages m ON m.id=d.message_id
 		WHERE ` + cond + ` ORDER BY d.id`
 	if f.Limit > 0 {
@@ -100,13 +109,15 @@ func (s *Store) Log(ctx context.Context, f LogFilter, fn func(*LogEntry) error) 
 	defer rows.Close()
 	for rows.Next() {
 		var e LogEntry
-		var created, updated, sent, next int64
+		var created, updated, sent, next, delivered, acked int64
 		if err := rows.Scan(&e.ID, &e.Kind, &e.Channel, &e.Subscriber, &e.Address, &e.Status, &e.Reason, &e.Detail, &e.Attempts, &e.ProviderID, &e.Segments,
-			&e.Trigger, &e.TriggerKind, &e.TriggerID, &e.IncidentID, &created, &updated, &sent, &next, &e.Subject, &e.Text, &e.HTML); err != nil {
+			&e.Trigger, &e.TriggerKind, &e.TriggerID, &e.IncidentID, &created, &updated, &sent, &next,
+			&e.ProviderStatus, &e.ErrorCode, &delivered, &acked, &e.AckVia, &e.EscalatesID, &e.Subject, &e.Text, &e.HTML); err != nil {
 			return fmt.Errorf("store: scan log: %w", err)
 		}
 		e.SubscriberID = e.Subscriber
 		e.CreatedAt, e.UpdatedAt, e.SentAt = fromMS(created), fromMS(updated), fromMS(sent)
+		e.DeliveredAt, e.AckedAt = fromMS(delivered), fromMS(acked)
 		if e.Status == StatusQueued {
 			e.NextAttempt = fromMS(next)
 		}
