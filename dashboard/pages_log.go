@@ -100,7 +100,7 @@ func (d *Dashboard) log(w http.ResponseWriter, r *http.Request) {
 		f.AfterID, _ = strconv.ParseInt(v, 10, 64)
 		data.First = "/log?" + lq.values().Encode()
 	}
-	f.Limit, f.WithBody = logPage, true
+	f.Limit, f.WithBody, f.RedactAckLinks = logPage, true, true
 	err := d.o.Read.Log(r.Context(), f, func(e *store.LogEntry) error {
 		data.Rows = append(data.Rows, e)
 		return nil
@@ -146,7 +146,7 @@ func (d *Dashboard) export(w http.ResponseWriter, r *http.Request) {
 		d.badRequest(w, r, "format must be csv or json.")
 		return
 	}
-	f.WithBody = q.Get("bodies") != ""
+	f.WithBody, f.RedactAckLinks = q.Get("bodies") != "", true
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="crier-deliveries-%s.%s"`, d.o.Now().UTC().Format("20060102-1504"), format))
 	if err := d.o.App.ExportLog(r.Context(), f, w, format); err != nil && r.Context().Err() == nil {
@@ -170,7 +170,7 @@ func (d *Dashboard) delivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var e *store.LogEntry
-	err = d.o.Read.Log(r.Context(), store.LogFilter{AfterID: id - 1, Limit: 1, WithBody: true}, func(le *store.LogEntry) error {
+	err = d.o.Read.Log(r.Context(), store.LogFilter{AfterID: id - 1, Limit: 1, WithBody: true, RedactAckLinks: true}, func(le *store.LogEntry) error {
 		if le.ID == id {
 			e = le
 		}
@@ -216,7 +216,7 @@ func (d *Dashboard) recipient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var rows []*store.LogEntry
 	more := false
-	err := d.o.Read.Log(r.Context(), store.LogFilter{Subscriber: id, WithBody: true}, func(e *store.LogEntry) error {
+	err := d.o.Read.Log(r.Context(), store.LogFilter{Subscriber: id, WithBody: true, RedactAckLinks: true}, func(e *store.LogEntry) error {
 		rows = append(rows, e)
 		if len(rows) > recipientKeep {
 			rows, more = rows[1:], true

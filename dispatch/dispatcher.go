@@ -281,6 +281,27 @@ func (d *Dispatcher) inFlight(ctx context.Context, triggerIDs []int64) int {
 	return c[store.StatusSending]
 }
 
+// recoverLoop runs Recover every half lease until ctx ends.
+func (d *Dispatcher) recoverLoop(ctx context.Context) {
+	every := d.opts.Lease / 2
+	if every < time.Second {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
+				d.opts.Log.Error("recover in-flight deliveries", "err", err)
+			}
+			d.Notify()
+		}
+	}
+}
+
 func (d *Dispatcher) run(ctx context.Context, triggerIDs []int64, _ any) error {
 	rec := newRecorder(d.st, d.opts.Log)
 	recDone := make(chan error, 1)
@@ -292,6 +313,16 @@ func (d *Dispatcher) run(ctx context.Context, triggerIDs []int64, _ any) error {
 			defer wg.Done()
 			d.runLane(ctx, ln, triggerIDs, rec)
 		}(d.lanes[name])
+	}
+	if triggerIDs == nil {
+		// A long-running dispatcher keeps recovering: rows a crashed
+		// process left in sending come back when their lease runs out,
+		// even if this process started before it did.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.recoverLoop(ctx)
+		}()
 	}
 	wg.Wait()
 	rec.close()

@@ -71,6 +71,10 @@ func previous(sched cron.Schedule, now time.Time, lookback time.Duration) (time.
 	return last, !last.IsZero()
 }
 
+// missedNote starts the error of an occurrence recorded as missed (not
+// sent on purpose): it is not planned later.
+const missedNote = "missed"
+
 // Briefer plans a briefing for one occurrence. due is the occurrence's
 // scheduled time; late says it fires after a restart, not on time.
 type Briefer interface {
@@ -80,6 +84,7 @@ type Briefer interface {
 // Runs is what the scheduler needs of the store.
 type Runs interface {
 	RecordRun(ctx context.Context, r store.ScheduleRun) (bool, error)
+	RunOutcome(ctx context.Context, schedule string, due time.Time) (store.RunOutcome, error)
 	FinishRun(ctx context.Context, schedule string, due time.Time, triggerID int64, errText string) error
 	LastRun(ctx context.Context, schedule string) (store.ScheduleRun, bool, error)
 }
@@ -153,6 +158,12 @@ func (s *Scheduler) CatchUp(ctx context.Context) error {
 		if !ok {
 			continue
 		}
+		if last.TriggerID == 0 && !strings.HasPrefix(last.Error, missedNote) && now.Sub(last.DueAt) <= s.opts.Grace {
+			// The latest occurrence was recorded but never planned.
+			if err := s.fire(ctx, e.name, last.DueAt, true); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		var missed []time.Time
 		for t := e.sched.Next(last.DueAt); !t.IsZero() && !t.After(now); t = e.sched.Next(t) {
 			missed = append(missed, t)
@@ -163,7 +174,7 @@ func (s *Scheduler) CatchUp(ctx context.Context) error {
 		for i, due := range missed {
 			if i < len(missed)-1 || now.Sub(due) > s.opts.Grace {
 				if _, err := s.runs.RecordRun(ctx, store.ScheduleRun{Schedule: e.name, DueAt: due, FiredAt: now, Late: true,
-					Error: "missed while crier was not running; not sent (superseded or older than the grace window)"}); err != nil {
+					Error: missedNote + " while crier was not running; not sent (superseded or older than the grace window)"}); err != nil {
 					errs = append(errs, err)
 				}
 				s.opts.Log.Warn("briefing occurrence missed while crier was down", "briefing", e.name, "due", due.UTC().Format(time.RFC3339))
@@ -184,14 +195,26 @@ func (s *Scheduler) Fire(ctx context.Context, name string, due time.Time) error 
 }
 
 func (s *Scheduler) fire(ctx context.Context, name string, due time.Time, late bool) error {
+	// A stop must not cut an occurrence in half (recorded as fired, never
+	// planned): record, plan and finish run to the end.
+	ctx = context.WithoutCancel(ctx)
 	now := s.opts.Now()
 	fresh, err := s.runs.RecordRun(ctx, store.ScheduleRun{Schedule: name, DueAt: due, FiredAt: now, Late: late})
 	if err != nil {
 		return fmt.Errorf("briefing %s at %s: record: %w", name, due.UTC().Format(time.RFC3339), err)
 	}
 	if !fresh {
-		s.opts.Log.Info("briefing occurrence already fired; not firing again", "briefing", name, "due", due.UTC().Format(time.RFC3339))
-		return nil
+		o, err := s.runs.RunOutcome(ctx, name, due)
+		if err != nil {
+			return err
+		}
+		if o.Run.TriggerID != 0 || strings.HasPrefix(o.Run.Error, missedNote) {
+			s.opts.Log.Info("briefing occurrence already fired; not firing again", "briefing", name, "due", due.UTC().Format(time.RFC3339))
+			return nil
+		}
+		// Recorded but never planned (a crash, or a failure, between the
+		// two): plan it now. Planning is idempotent by its trigger key.
+		s.opts.Log.Warn("briefing occurrence was recorded but not planned; planning it now", "briefing", name, "due", due.UTC().Format(time.RFC3339))
 	}
 	id, err := s.briefer.Brief(ctx, name, due, late)
 	errText := ""

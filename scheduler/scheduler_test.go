@@ -186,3 +186,51 @@ func TestNext_InTheSchedulesZone(t *testing.T) {
 		t.Fatalf("next = %s, want 17:00 Europe/London (16:00 UTC in summer)", got)
 	}
 }
+
+// TestScheduler_CatchUp_PlansRecordedButUnplanned: an occurrence recorded
+// as fired whose planning never finished (crier stopped between the two,
+// or planning failed) is planned at the next start, once.
+func TestScheduler_CatchUp_PlansRecordedButUnplanned(t *testing.T) {
+	due := time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
+	now := due.Add(3 * time.Minute)
+	clock := func() time.Time { return now }
+	st := openStore(t, clock)
+	if _, err := st.RecordRun(context.Background(), store.ScheduleRun{Schedule: "ministers-daily", DueAt: due, FiredAt: due}); err != nil {
+		t.Fatal(err)
+	}
+	b := &briefings{}
+	s := New(st, b, Options{Now: clock})
+	if err := s.Add("ministers-daily", "CRON_TZ=Europe/London 0 8,17 * * *"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.CatchUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(b.calls) != 1 || !strings.HasPrefix(b.calls[0], "ministers-daily@2026-11-25T17:00:00Z") {
+		t.Fatalf("calls %v, want the 17:00 occurrence planned once", b.calls)
+	}
+	run, _, _ := st.LastRun(context.Background(), "ministers-daily")
+	if run.TriggerID == 0 {
+		t.Fatalf("run %+v still has no trigger", run)
+	}
+}
+
+// TestScheduler_Fire_SurvivesStop: a stop arriving while a briefing fires
+// does not leave it recorded but unplanned.
+func TestScheduler_Fire_SurvivesStop(t *testing.T) {
+	due := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	st := openStore(t, func() time.Time { return due })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the stop came first
+	b := &briefings{}
+	s := New(st, b, Options{Now: func() time.Time { return due }})
+	if err := s.Fire(ctx, "ministers-daily", due); err != nil {
+		t.Fatal(err)
+	}
+	run, ok, _ := st.LastRun(context.Background(), "ministers-daily")
+	if !ok || run.TriggerID == 0 || len(b.calls) != 1 {
+		t.Fatalf("run %+v (recorded %v), calls %v: want recorded and planned", run, ok, b.calls)
+	}
+}

@@ -158,7 +158,7 @@ func (s *Server) exportDeliveries(w http.ResponseWriter, r *http.Request) {
 	switch v := r.URL.Query().Get("body"); v {
 	case "", "false":
 	case "true":
-		lq.WithBody = true
+		lq.WithBody, lq.RedactAckLinks = true, true
 	default:
 		writeError(w, http.StatusBadRequest, "invalid", "body", fmt.Sprintf("body %q must be true or false", v))
 		return

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"time"
 )
 
@@ -54,7 +55,17 @@ type LogFilter struct {
 	AfterID    int64 // cursor: only ids greater than this
 	Limit      int   // 0 = no limit
 	WithBody   bool
+	// RedactAckLinks replaces the token of every acknowledgement link
+	// (/ack/<token>) in the bodies: a link acknowledges for its recipient,
+	// so whoever reads the log must not be able to use it.
+	RedactAckLinks bool
 }
+
+// ackLink matches the token of an acknowledgement link.
+var ackLink = regexp.MustCompile(`/ack/[A-Za-z0-9_-]{16,}`)
+
+// RedactAckLinks replaces acknowledgement-link tokens in s.
+func RedactAckLinks(s string) string { return ackLink.ReplaceAllString(s, "/ack/<redacted>") }
 
 // Log calls fn for each delivery matching f, in id order.
 func (s *Store) Log(ctx context.Context, f LogFilter, fn func(*LogEntry) error) error {
@@ -118,6 +129,9 @@ func (s *Store) Log(ctx context.Context, f LogFilter, fn func(*LogEntry) error) 
 		e.SubscriberID = e.Subscriber
 		e.CreatedAt, e.UpdatedAt, e.SentAt = fromMS(created), fromMS(updated), fromMS(sent)
 		e.DeliveredAt, e.AckedAt = fromMS(delivered), fromMS(acked)
+		if f.RedactAckLinks {
+			e.Subject, e.Text, e.HTML = RedactAckLinks(e.Subject), RedactAckLinks(e.Text), RedactAckLinks(e.HTML)
+		}
 		if e.Status == StatusQueued {
 			e.NextAttempt = fromMS(next)
 		}

@@ -307,18 +307,26 @@ func (s *Store) Requeue(ctx context.Context, ids []int64, deadline time.Time) (i
 	var n int64
 	err := s.Write(ctx, func(t *Tx) error {
 		for _, id := range ids {
-			res, err := t.exec(`UPDATE deliveries SET status='queued', reason='requeued', detail='requeued by an operator', attempts=0, next_at=?, deadline=?, updated_at=?
-				WHERE id=? AND status IN ('unknown','failed','expired')`, now, ms(deadline), now, id)
+			// The event keeps what the provider said of the first send;
+			// the row starts afresh so receipts for the resend count.
+			res, err := t.exec(`INSERT INTO delivery_events(delivery_id,at,status,reason,detail)
+				SELECT id, ?, 'queued', 'requeued', 'requeued by an operator; was ' || status || ' (' || reason || ')' ||
+					CASE WHEN provider_id != '' THEN ', provider id ' || provider_id ELSE '' END ||
+					CASE WHEN provider_status != '' THEN ', provider status ' || provider_status ELSE '' END ||
+					CASE WHEN error_code != '' THEN ', error ' || error_code ELSE '' END
+				FROM deliveries WHERE id=? AND status IN ('unknown','failed','expired')`, now, id)
 			if err != nil {
 				return err
 			}
-			k, _ := res.RowsAffected()
-			if k == 1 {
-				n++
-				if _, err := t.exec(`INSERT INTO delivery_events(delivery_id,at,status,reason,detail) VALUES(?,?,'queued','requeued','requeued by an operator')`, id, now); err != nil {
-					return err
-				}
+			if k, _ := res.RowsAffected(); k == 0 {
+				continue
 			}
+			if _, err := t.exec(`UPDATE deliveries SET status='queued', reason='requeued', detail='requeued by an operator', attempts=0, next_at=?, deadline=?, updated_at=?,
+				provider_id='', provider_status='', error_code='', delivered_at=0, sent_at=0
+				WHERE id=?`, now, ms(deadline), now, id); err != nil {
+				return err
+			}
+			n++
 		}
 		return nil
 	})

@@ -172,10 +172,6 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 		return nil, err
 	}
 	a := &app{cfg: cfg, st: st, tmpl: tmpl, log: log, chans: map[string]channels.Channel{}, env: e, schedule: map[string]string{}}
-	if err := a.syncSubscribers(ctx); err != nil {
-		a.Close()
-		return nil, err
-	}
 	kinds := map[string]channels.Kind{}
 	rules := map[string]dispatch.ChannelRules{}
 	a.metrics = newMetrics(cfg, st, e, log)
@@ -214,6 +210,12 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 			}
 			a.schedule[name] = spec
 		}
+	}
+	// Only a config that built completely changes the database: a bad one
+	// changes nothing (its subscribers are synced last).
+	if err := a.syncSubscribers(ctx); err != nil {
+		a.Close()
+		return nil, err
 	}
 	return a, nil
 }
