@@ -5,6 +5,7 @@ package channels
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -128,7 +129,12 @@ type Error struct {
 	Retryable  bool
 	RetryAfter time.Duration // the provider's Retry-After, 0 if none
 	Code       string        // the provider's own error code ("21211", "550", "channel_not_found")
-	Err        error
+	// MaybeSent says the provider may have accepted the message: the
+	// request was written before the answer was lost (a timeout, a dropped
+	// connection, a cancel mid-request). A retry may deliver it twice, so
+	// the dispatcher applies the channel's in_doubt policy instead.
+	MaybeSent bool
+	Err       error
 }
 
 func (e *Error) Error() string {
@@ -158,4 +164,18 @@ func Permanent(reason Reason, code string, err error) error {
 // retryAfter (0 when the provider gave no hint).
 func Temporary(reason Reason, code string, retryAfter time.Duration, err error) error {
 	return &Error{Reason: reason, Retryable: true, RetryAfter: retryAfter, Code: code, Err: err}
+}
+
+// InDoubt marks err as a temporary failure after which the provider may
+// nevertheless have the message (Error.MaybeSent): the request went out
+// and its answer was lost.
+func InDoubt(reason Reason, code string, retryAfter time.Duration, err error) error {
+	return &Error{Reason: reason, Retryable: true, RetryAfter: retryAfter, Code: code, MaybeSent: true, Err: err}
+}
+
+// MaybeSent reports whether a Send error says the provider may have
+// accepted the message despite the failure.
+func MaybeSent(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce) && ce.MaybeSent
 }

@@ -113,6 +113,60 @@ func TestDispatcher_Drain_Outcomes(t *testing.T) {
 	}
 }
 
+// TestDispatcher_Drain_MaybeSent: a send whose answer was lost after the
+// request went out is held for an operator on an in_doubt: hold lane, and
+// retried on an in_doubt: resend lane.
+func TestDispatcher_Drain_MaybeSent(t *testing.T) {
+	inDoubt := func(n int, m channels.Message) (channels.Receipt, error) {
+		if n == 1 {
+			return channels.Receipt{}, channels.InDoubt(channels.ReasonTimeout, "", 0, errScripted)
+		}
+		return channels.Receipt{ProviderID: "SM2", Status: "queued"}, nil
+	}
+	tests := []struct {
+		name    string
+		kind    channels.Kind
+		inDoubt string // "" = the kind's default
+		status  string // after the first drain
+		sends   int    // after a second drain an hour later
+	}{
+		{"sms default holds", channels.KindSMS, "", store.StatusUnknown, 1},
+		{"explicit hold", channels.KindEmail, InDoubtHold, store.StatusUnknown, 1},
+		{"explicit resend", channels.KindSMS, InDoubtResend, store.StatusQueued, 2},
+		{"email default resends", channels.KindEmail, "", store.StatusQueued, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newClock(t0)
+			st, _ := openStore(t, clk)
+			addSubscribers(t, st, person("ann"))
+			retry := RetryPolicy{InitialBackoff: time.Second}
+			name := string(tt.kind)
+			out := plan(t, newPlanner(clk, loadTemplates(t, nil), retry), st, message("send:in-doubt", "everyone", name))
+			ch := newTestChannel(name, tt.kind, inDoubt)
+			d := New(st, Options{Retry: retry, Now: clk.Now, Rand: fixedRand(0), Poll: 5 * time.Millisecond})
+			d.AddChannel(ch, Limits{InDoubt: tt.inDoubt})
+			drain(t, d, clk, out.TriggerID)
+			row := logRows(t, st, "")["ann/"+name]
+			if row.Status != tt.status || row.Reason != "timeout" || row.Attempts != 1 {
+				t.Fatalf("row = %s/%q after %d attempts, want %s/timeout after 1", row.Status, row.Reason, row.Attempts, tt.status)
+			}
+			if tt.status == store.StatusUnknown {
+				for _, want := range []string{"may have been sent", "check the provider", fmt.Sprintf("crier retry %d", row.ID)} {
+					if !strings.Contains(row.Detail, want) {
+						t.Errorf("detail %q, want it to contain %q", row.Detail, want)
+					}
+				}
+			}
+			clk.Add(time.Hour)
+			drain(t, d, clk, out.TriggerID)
+			if got := ch.sent()[row.Trigger+"/ann/"+name]; got != tt.sends {
+				t.Errorf("the channel got %d sends, want %d", got, tt.sends)
+			}
+		})
+	}
+}
+
 func TestDispatcher_Drain_PastDeadlineNotSent(t *testing.T) {
 	clk := newClock(t0)
 	st, _ := openStore(t, clk)

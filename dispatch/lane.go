@@ -205,6 +205,13 @@ func (d *Dispatcher) outcome(ln *lane, c store.Claimed, rcpt channels.Receipt, e
 		log.Warn("delivery failed permanently", "err", detail)
 		return store.Result{ID: c.ID, Status: store.StatusFailed, Reason: string(reason), Detail: detail, OptOut: reason == channels.ReasonOptedOut}
 	}
+	if channels.MaybeSent(err) && ln.limits.InDoubt == InDoubtHold {
+		// The provider may have the message: a retry could deliver it
+		// twice, which this channel's policy forbids. An operator checks.
+		log.Warn("delivery in doubt: not retried (channel policy in_doubt: hold)", "err", detail)
+		return store.Result{ID: c.ID, Status: store.StatusUnknown, Reason: string(reason),
+			Detail: fmt.Sprintf("may have been sent; not retried (channel policy in_doubt: hold); check the provider, then crier retry %d: %s", c.ID, detail)}
+	}
 	if c.Attempts >= d.opts.Retry.MaxAttempts {
 		log.Warn("delivery expired: attempts exhausted", "attempts", c.Attempts, "err", detail)
 		return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: fmt.Sprintf("gave up after %d attempts: %s", c.Attempts, detail)}

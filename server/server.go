@@ -33,8 +33,9 @@ type Store interface {
 	Incidents(ctx context.Context, activeOnly bool) ([]*incidents.Incident, error)
 	Incident(ctx context.Context, id string) (*incidents.Incident, error)
 	Log(ctx context.Context, f store.LogFilter, fn func(*store.LogEntry) error) error
-	APIRequest(ctx context.Context, key string) (store.APIResponse, bool, error)
-	SaveAPIRequest(ctx context.Context, key string, r store.APIResponse) error
+	ClaimAPIRequest(ctx context.Context, key, route, hash string, stale time.Duration) (store.APIResponse, bool, error)
+	FinishAPIRequest(ctx context.Context, key string, status int, body []byte) error
+	ReleaseAPIRequest(ctx context.Context, key string) error
 	Ping(ctx context.Context) error
 }
 
@@ -247,8 +248,15 @@ func (r *recorder) Write(b []byte) (int, error) {
 	return r.ResponseWriter.Write(b)
 }
 
+// idempotentStale is how long an unanswered Idempotency-Key claim holds
+// before a retry may take it over: far longer than any request takes, so
+// only a claim whose process died mid-request is ever taken.
+const idempotentStale = 10 * time.Minute
+
 // idempotent replays the first answer to a POST with the same
 // Idempotency-Key and body, and refuses the key with a different body.
+// The key is claimed before the handler runs: a concurrent request with
+// the same key is told to retry later instead of acting a second time.
 func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
@@ -268,27 +276,44 @@ func (s *Server) idempotent(h http.HandlerFunc) http.HandlerFunc {
 		sum := sha256.Sum256(body)
 		hash := hex.EncodeToString(sum[:])
 		route := r.Method + " " + r.URL.Path
-		prev, ok, err := s.o.Store.APIRequest(r.Context(), key)
+		prev, claimed, err := s.o.Store.ClaimAPIRequest(r.Context(), key, route, hash, idempotentStale)
 		if err != nil {
 			s.fail(w, err)
 			return
 		}
-		if ok {
-			if prev.Route != route || prev.BodyHash != hash {
+		if !claimed {
+			switch {
+			case prev.Route != route || prev.BodyHash != hash:
 				writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key", "this Idempotency-Key was used for a different request")
-				return
+			case prev.InProgress():
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusConflict, "idempotency_key_in_progress", "Idempotency-Key", "a request with this Idempotency-Key is still being processed; retry later")
+			default:
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Idempotent-Replayed", "true")
+				w.WriteHeader(prev.Status)
+				w.Write(prev.Body)
 			}
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Idempotent-Replayed", "true")
-			w.WriteHeader(prev.Status)
-			w.Write(prev.Body)
 			return
 		}
+		// The answer is stored even if the client has gone away; a 5xx (or
+		// a panic) gives the key back so that a retry can act.
+		ctx := context.WithoutCancel(r.Context())
+		finished := false
+		defer func() {
+			if finished {
+				return
+			}
+			if err := s.o.Store.ReleaseAPIRequest(ctx, key); err != nil {
+				s.o.Log.Error("release idempotency key", "err", err)
+			}
+		}()
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		h(rec, r)
 		if rec.status < 500 {
-			if err := s.o.Store.SaveAPIRequest(context.WithoutCancel(r.Context()), key, store.APIResponse{Route: route, BodyHash: hash, Status: rec.status, Body: rec.body}); err != nil {
+			finished = true
+			if err := s.o.Store.FinishAPIRequest(ctx, key, rec.status, rec.body); err != nil {
 				s.o.Log.Error("save idempotency key", "err", err)
 			}
 		}

@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,5 +181,144 @@ func TestServer_IdempotencyKey_ReplaysWithoutActingTwice(t *testing.T) {
 	list, _ := st.Incidents(context.Background(), false)
 	if len(list) != 1 {
 		t.Fatalf("%d incidents, want 1", len(list))
+	}
+}
+
+// gate holds a request inside OpenIncident until the other request of a
+// pair has either entered OpenIncident too or been answered: without a
+// claim on the key both would act, with one the other is answered first.
+type gate struct {
+	mu     sync.Mutex
+	events int
+	open   chan struct{}
+}
+
+func newGate() *gate { return &gate{open: make(chan struct{})} }
+
+func (g *gate) event() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.events++; g.events == 2 {
+		close(g.open)
+	}
+}
+
+// gatedIncidents opens incidents in the real store once the gate opens;
+// fail makes it answer with an internal error instead.
+type gatedIncidents struct {
+	storeIncidents
+	gate  *gate
+	fail  atomic.Bool
+	calls atomic.Int32
+}
+
+func (g *gatedIncidents) OpenIncident(ctx context.Context, c incidents.Change) (dispatch.IncidentResult, error) {
+	g.calls.Add(1)
+	g.gate.event()
+	select {
+	case <-g.gate.open:
+	case <-ctx.Done():
+		return dispatch.IncidentResult{}, ctx.Err()
+	case <-time.After(10 * time.Second): // a guard against a hung test, not an assertion
+		return dispatch.IncidentResult{}, errors.New("gate never opened")
+	}
+	if g.fail.Load() {
+		return dispatch.IncidentResult{}, errors.New("database is on fire")
+	}
+	return g.storeIncidents.OpenIncident(ctx, c)
+}
+
+// newGatedServer is newServer with gatedIncidents; every answered request
+// counts as a gate event.
+func newGatedServer(t *testing.T) (*httptest.Server, *store.Store, *gatedIncidents) {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "crier.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	inc := &gatedIncidents{storeIncidents: storeIncidents{st}, gate: newGate()}
+	h := New(Options{Incidents: inc, Store: st, MaxBody: 4096, Tokens: []Token{
+		{Name: "ops", Role: "operator", Value: fields.Secret(operatorToken)},
+	}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		inc.gate.event()
+	}))
+	t.Cleanup(srv.Close)
+	return srv, st, inc
+}
+
+func TestServer_IdempotencyKey_ConcurrentActsOnce(t *testing.T) {
+	srv, st, inc := newGatedServer(t)
+	body := `{"title":"Helpline down","severity":"major"}`
+	type answer struct {
+		code int
+		body string
+	}
+	answers := make(chan answer, 2)
+	for range 2 {
+		go func() {
+			// do's t.Fatal must not run off the test goroutine: errors come back as code 0.
+			req, _ := http.NewRequest("POST", srv.URL+"/api/v1/incidents", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+operatorToken)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", "k-race")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers <- answer{body: err.Error()}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			answers <- answer{resp.StatusCode, string(b)}
+		}()
+	}
+	a, b := <-answers, <-answers
+	if a.code != 201 {
+		a, b = b, a
+	}
+	if a.code != 201 {
+		t.Fatalf("answers %d %s and %d %s, want one 201", a.code, a.body, b.code, b.body)
+	}
+	switch {
+	case b.code == 409 && strings.Contains(b.body, "idempotency_key_in_progress"):
+	case b.code == 201 && b.body == a.body: // the replay
+	default:
+		t.Errorf("second answer %d %s, want 409 idempotency_key_in_progress or the replay", b.code, b.body)
+	}
+	if n := inc.calls.Load(); n != 1 {
+		t.Errorf("OpenIncident ran %d times, want 1", n)
+	}
+	list, _ := st.Incidents(context.Background(), false)
+	if len(list) != 1 {
+		t.Errorf("%d incidents, want 1", len(list))
+	}
+	// Once answered, the key replays.
+	code, replay := do(t, srv, "POST", "/api/v1/incidents", operatorToken, body, "Idempotency-Key", "k-race")
+	if code != 201 || replay != a.body {
+		t.Errorf("later retry: %d %s, want the replay of %s", code, replay, a.body)
+	}
+}
+
+func TestServer_IdempotencyKey_ServerErrorFreesKey(t *testing.T) {
+	srv, st, inc := newGatedServer(t)
+	inc.gate.event() // one request at a time here: the gate stays open
+	inc.gate.event()
+	body := `{"title":"Helpline down","severity":"major"}`
+	inc.fail.Store(true)
+	if code, b := do(t, srv, "POST", "/api/v1/incidents", operatorToken, body, "Idempotency-Key", "k-5xx"); code != 500 {
+		t.Fatalf("failing handler: %d %s, want 500", code, b)
+	}
+	inc.fail.Store(false)
+	if code, b := do(t, srv, "POST", "/api/v1/incidents", operatorToken, body, "Idempotency-Key", "k-5xx"); code != 201 {
+		t.Fatalf("retry after a 500: %d %s, want 201 (the key must be free again)", code, b)
+	}
+	if n := inc.calls.Load(); n != 2 {
+		t.Errorf("OpenIncident ran %d times, want 2", n)
+	}
+	list, _ := st.Incidents(context.Background(), false)
+	if len(list) != 1 {
+		t.Errorf("%d incidents, want 1", len(list))
 	}
 }

@@ -56,7 +56,7 @@ func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 	args := []any{o.Channel, ms(now)}
 	if o.Serial {
 		cond += ` AND (incident_id='' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id=d.incident_id AND e.channel=d.channel
-			AND e.address=d.address AND e.id<d.id AND e.status IN ('queued','sending')))`
+			AND e.address=d.address AND e.id<d.id AND e.status IN ('queued','sending') AND e.incident_id != ''))`
 	}
 	if len(o.TriggerIDs) > 0 {
 		cond += ` AND trigger_id IN (` + placeholders(len(o.TriggerIDs)) + `)`

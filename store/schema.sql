@@ -193,7 +193,9 @@ CREATE TABLE schedule_runs (
     error      TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (schedule, due_at)
 );
-CREATE INDEX deliveries_thread_order ON deliveries(incident_id, channel, address, id) WHERE status IN ('queued', 'sending');
+-- Serial claims (Slack threads) look for an earlier unfinished delivery about
+-- the same incident to the same place; deliveries about no incident never need it.
+CREATE INDEX deliveries_thread_order ON deliveries(incident_id, channel, address, id) WHERE status IN ('queued', 'sending') AND incident_id != '';
 
 -- Idempotency-Key replay for the HTTP API: a retried POST returns the
 -- first answer instead of acting twice.

@@ -177,22 +177,70 @@ func TestStore_RecordRun_Once(t *testing.T) {
 	}
 }
 
-func TestStore_SaveAPIRequest_FirstWins(t *testing.T) {
+func TestStore_ClaimAPIRequest_Lifecycle(t *testing.T) {
 	clk := newClock(t0)
 	st, _ := open(t, clk)
 	ctx := context.Background()
-	if _, ok, _ := st.APIRequest(ctx, "k1"); ok {
-		t.Fatal("an unknown key was found")
-	}
-	first := store.APIResponse{Route: "POST /api/v1/send", BodyHash: "abc", Status: 201, Body: []byte(`{"trigger":"send:1"}`)}
-	for _, r := range []store.APIResponse{first, {Route: "POST /api/v1/send", BodyHash: "def", Status: 500, Body: []byte("no")}} {
-		if err := st.SaveAPIRequest(ctx, "k1", r); err != nil {
-			t.Fatal(err)
+	const route, stale = "POST /api/v1/send", 10 * time.Minute
+	claim := func(key, hash string) (store.APIResponse, bool) {
+		t.Helper()
+		prev, claimed, err := st.ClaimAPIRequest(ctx, key, route, hash, stale)
+		if err != nil {
+			t.Fatalf("ClaimAPIRequest(%s): %v", key, err)
 		}
+		return prev, claimed
 	}
-	got, ok, err := st.APIRequest(ctx, "k1")
-	if err != nil || !ok || !reflect.DeepEqual(got, first) {
-		t.Errorf("APIRequest = %+v, %v, %v; want the first answer", got, ok, err)
+	if _, ok := claim("k1", "abc"); !ok {
+		t.Fatal("a new key was not claimed")
+	}
+	// A second request with the key sees the first one in progress.
+	if prev, ok := claim("k1", "abc"); ok || !prev.InProgress() || prev.Route != route || prev.BodyHash != "abc" {
+		t.Fatalf("second claim = %+v, %v; want the in-progress row", prev, ok)
+	}
+	if err := st.FinishAPIRequest(ctx, "k1", 201, []byte(`{"trigger":"send:1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	want := store.APIResponse{Route: route, BodyHash: "abc", Status: 201, Body: []byte(`{"trigger":"send:1"}`)}
+	if prev, ok := claim("k1", "abc"); ok || !reflect.DeepEqual(prev, want) {
+		t.Fatalf("claim after finish = %+v, %v; want the answer %+v", prev, ok, want)
+	}
+	// Finishing or releasing again changes nothing: the first answer stays.
+	if err := st.FinishAPIRequest(ctx, "k1", 500, []byte("no")); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ReleaseAPIRequest(ctx, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := st.APIRequest(ctx, "k1"); err != nil || !ok || !reflect.DeepEqual(got, want) {
+		t.Fatalf("APIRequest = %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+
+	// A released claim can be claimed again; an answer without a body is kept.
+	claim("k2", "def")
+	if err := st.ReleaseAPIRequest(ctx, "k2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := claim("k2", "def"); !ok {
+		t.Fatal("a released key was not claimed again")
+	}
+	if err := st.FinishAPIRequest(ctx, "k2", 204, nil); err != nil {
+		t.Fatal(err)
+	}
+	if prev, ok := claim("k2", "def"); ok || prev.Status != 204 {
+		t.Fatalf("claim after a bodiless answer = %+v, %v", prev, ok)
+	}
+
+	// An abandoned claim is taken over once stale, by the same request only.
+	claim("k3", "ghi")
+	clk.Add(stale + time.Second)
+	if prev, ok := claim("k3", "other"); ok || !prev.InProgress() || prev.BodyHash != "ghi" {
+		t.Fatalf("stale claim, different body = %+v, %v; want the old row, not claimed", prev, ok)
+	}
+	if _, ok := claim("k3", "ghi"); !ok {
+		t.Fatal("a stale claim was not taken over")
+	}
+	if _, ok := claim("k3", "ghi"); ok {
+		t.Fatal("a fresh takeover was taken over again")
 	}
 }
 

@@ -110,19 +110,21 @@ func (s *Sender) classify(a *attempt, m channels.Message, err error) error {
 	if errors.As(err, &ue) {
 		cause = ue.Err
 	}
-	sent := "the request was not sent"
+	// Once the request is written Twilio may have created the message, so
+	// the failure is in doubt: a blind retry could send the SMS twice.
+	temporary, sent := channels.Temporary, "the request was not sent"
 	if a.wrote.Load() {
-		sent = "the request was sent, so the message may exist at Twilio"
+		temporary, sent = channels.InDoubt, "the request was sent, so the message may exist at Twilio"
 	}
 	if isTimeout(a, err) {
 		why := "no answer within " + s.timeout.String()
 		if ctxErr := a.ctx.Err(); ctxErr != nil {
 			why = "stopped by the caller (" + ctxErr.Error() + ")"
 		}
-		return channels.Temporary(channels.ReasonTimeout, "", 0,
+		return temporary(channels.ReasonTimeout, "", 0,
 			s.wrap(m, err, "twilio: POST to %s: %s; %s", s.base.Redacted(), why, sent))
 	}
-	return channels.Temporary(channels.ReasonNetwork, "", 0,
+	return temporary(channels.ReasonNetwork, "", 0,
 		s.wrap(m, err, "twilio: POST to %s failed: %v; %s", s.base.Redacted(), cause, sent))
 }
 

@@ -33,6 +33,7 @@ type classifyCase struct {
 	retry      bool
 	retryAfter time.Duration
 	code       string
+	maybeSent  bool // the request reached the peer before the failure
 }
 
 func apiErr(status, code int) *channeltest.TwilioResponse {
@@ -100,9 +101,9 @@ func classifyCases() []classifyCase {
 			reason: channels.ReasonConfig, code: "http_302"},
 		{name: "timeout: peer hangs", resp: &channeltest.TwilioResponse{Hang: true},
 			config: func(c *twilio.Config, _ *channeltest.TwilioPeer) { c.Timeout = 50 * time.Millisecond },
-			reason: channels.ReasonTimeout, retry: true},
+			reason: channels.ReasonTimeout, retry: true, maybeSent: true},
 		{name: "dropped connection", resp: &channeltest.TwilioResponse{Drop: true},
-			reason: channels.ReasonNetwork, retry: true},
+			reason: channels.ReasonNetwork, retry: true, maybeSent: true},
 	}
 }
 
@@ -153,6 +154,11 @@ func TestSender_Send_Classify(t *testing.T) {
 			if code := channels.Code(err); code != tc.code {
 				t.Errorf("Code = %q, want %q", code, tc.code)
 			}
+			// A lost answer to a request the peer read leaves the message
+			// in doubt; an answer, even an error, settles it.
+			if got := channels.MaybeSent(err); got != tc.maybeSent {
+				t.Errorf("MaybeSent = %v, want %v: %v", got, tc.maybeSent, err)
+			}
 			// Exactly one request went out: the Sender and net/http never
 			// resend a POST, even after a timeout or a dropped connection.
 			if n := p.Count(); n != 1 {
@@ -198,6 +204,12 @@ func TestSender_Send_CancelledInFlight(t *testing.T) {
 	_, err := s.Send(ctx, channels.Message{Address: recipient, Text: "x"})
 	if reason, retry, _ := channels.Classify(err); reason != channels.ReasonTimeout || !retry {
 		t.Errorf("Classify = %s, %v; want timeout, retryable: %v", reason, retry, err)
+	}
+	if !channels.MaybeSent(err) {
+		t.Errorf("MaybeSent = false after the peer read the request: %v", err)
+	}
+	if n := p.Count(); n != 1 {
+		t.Errorf("peer got %d requests, want 1", n)
 	}
 }
 
@@ -281,6 +293,9 @@ func TestSender_Send_ConnectionRefused(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "not sent") {
 		t.Errorf("error does not say the request was not sent: %v", err)
+	}
+	if channels.MaybeSent(err) {
+		t.Errorf("MaybeSent = true, but nothing was sent: %v", err)
 	}
 }
 

@@ -240,6 +240,9 @@ func TestSender_Send_NotSent(t *testing.T) {
 			if reason != tt.wantReason || retry != tt.wantRetry {
 				t.Errorf("Classify(%v) = %s, %v; want %s, %v", err, reason, retry, tt.wantReason, tt.wantRetry)
 			}
+			if channels.MaybeSent(err) {
+				t.Errorf("MaybeSent(%v) = true for a request never sent", err)
+			}
 		})
 	}
 	if n := p.Count(); n != 0 {
