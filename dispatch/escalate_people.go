@@ -104,14 +104,47 @@ func (r *askee) why(pol store.AckPolicy, now time.Time) string {
 		}
 		return "failed (" + orWord(d.Reason, "error") + ")"
 	}
-	due := pol.DueAt
-	if len(r.levels) > 1 {
-		due = cur[len(cur)-1].CreatedAt.Add(pol.Within)
-	}
-	if now.Before(due) {
+	due, waiting := r.dueAt(pol, len(r.levels)-1)
+	if waiting || now.Before(due) {
 		return ""
 	}
 	return "not acknowledged within " + shortDuration(pol.Within)
+}
+
+// dueAt is when the person's rung at level (0: the original deliveries)
+// has gone unacknowledged too long: Within after it was first sent to
+// them. waiting is true while nothing of the rung has been sent and some
+// of it is held back on purpose (quiet hours): no deadline runs yet. A
+// rung that is failing to go out (retries, a paused channel) or was never
+// going to (capped into a digest, in doubt) counts from when it was
+// planned, so a broken channel cannot stall the ladder.
+func (r *askee) dueAt(pol store.AckPolicy, level int) (due time.Time, waiting bool) {
+	cur := r.levels[level]
+	var sent time.Time
+	for _, d := range cur {
+		switch {
+		case unreachable(d):
+		case !d.SentAt.IsZero():
+			if sent.IsZero() || d.SentAt.Before(sent) {
+				sent = d.SentAt
+			}
+		case d.Status == store.StatusQueued && d.Reason == "quiet_hours":
+			// Held on purpose until the person's quiet hours end: their
+			// time to answer starts when it is sent. A delivery that is
+			// queued for any other reason (retries, a paused channel) is
+			// failing to reach them, and the clock keeps running.
+			waiting = true
+		}
+	}
+	switch {
+	case !sent.IsZero():
+		return sent.Add(pol.Within), false
+	case waiting:
+		return time.Time{}, true
+	case level > 0:
+		return cur[len(cur)-1].CreatedAt.Add(pol.Within), false
+	}
+	return pol.DueAt, false
 }
 
 func orWord(s, def string) string {
@@ -208,22 +241,26 @@ func (e *Escalator) tellDeputy(tx *store.Tx, pol store.AckPolicy, inc *incidents
 		names = append(names, fmt.Sprintf("%s (%s)", name, r.id))
 	}
 	cause := exhausted[0].latest()
-	// The text passed on is an original message, the shortest kind first
-	// (an email's would repeat what the deputy's own message says).
-	src := exhausted[0].levels[0][0]
-	for _, d := range exhausted[0].levels[0] {
-		if d.Kind != string(channels.KindEmail) {
-			src = d
-			break
+	subject, text := sendSubject(pol), ""
+	if src, ok := e.quotable(exhausted[0], dels); ok {
+		if subject, text, err = sourceText(tx, src.ID, subject); err != nil {
+			return 0, err
 		}
 	}
-	subject, text, err := sourceText(tx, src.ID, sendSubject(pol))
-	if err != nil {
-		return 0, err
-	}
-	label := subject
+	label := orWord(subject, pol.TriggerKey)
 	if inc != nil {
 		label = inc.ID + ": " + inc.Title
+	}
+	// The deadline named is the first that ran out: the policy's own
+	// unless every original message was sent later (held by quiet hours).
+	var due time.Time
+	for _, r := range missing {
+		if d, waiting := r.dueAt(pol, 0); !waiting && (due.IsZero() || d.Before(due)) {
+			due = d
+		}
+	}
+	if due.IsZero() {
+		due = pol.DueAt
 	}
 	quorum := "everyone"
 	if pol.Quorum > 0 {
@@ -232,12 +269,14 @@ func (e *Escalator) tellDeputy(tx *store.Tx, pol store.AckPolicy, inc *incidents
 	var body strings.Builder
 	fmt.Fprintf(&body, "Not acknowledged by: %s.\n", strings.Join(names, ", "))
 	fmt.Fprintf(&body, "%d of %d recipients have acknowledged (needed: %s). Acknowledgement was due by %s.\n",
-		len(people)-len(missing), len(people), quorum, pol.DueAt.UTC().Format("15:04 MST on 2 Jan"))
+		len(people)-len(missing), len(people), quorum, due.UTC().Format("15:04 MST on 2 Jan"))
 	if pol.IncidentID != "" {
 		fmt.Fprintf(&body, "Follow it with: crier acks --incident %s\n", pol.IncidentID)
 	}
 	if text != "" {
 		fmt.Fprintf(&body, "\nThe message they were sent:\n%s", text)
+	} else {
+		fmt.Fprintf(&body, "\nThe message they were sent is not repeated here: see the delivery log (crier log --trigger %s).\n", pol.TriggerKey)
 	}
 	var chans []string
 	for _, d := range dels {
@@ -267,6 +306,41 @@ func (e *Escalator) tellDeputy(tx *store.Tx, pol store.AckPolicy, inc *incidents
 	e.log.Warn("acknowledgement escalated to the deputy audience", "trigger", pol.TriggerKey, "deputy", pol.Deputy,
 		"not_acknowledged", len(missing), "deliveries", out.Queued)
 	return out.TriggerID, nil
+}
+
+// quotable is the delivery whose text the deputy's message passes on. It
+// goes to the deputies over every channel of the policy, SMS and Slack
+// too, so only a delivery on a channel cleared for no more than OFFICIAL
+// will do: its text had anything more sensitive withheld already (an
+// email cleared for OFFICIAL-SENSITIVE may carry it in full). The
+// person's own deliveries come first, original before rung, then anyone's
+// of the trigger; within each, the shortest kind first (an email's would
+// repeat what the deputy's own message says). ok is false when there is
+// no such delivery.
+func (e *Escalator) quotable(r *askee, dels []store.AckDelivery) (src store.AckDelivery, ok bool) {
+	var own []store.AckDelivery
+	for _, l := range r.levels {
+		own = append(own, l...)
+	}
+	for _, list := range [][]store.AckDelivery{own, dels} {
+		found := false
+		for _, d := range list {
+			cleared := e.p.channels[d.Channel].MaxMarking
+			if d.Status == store.StatusSuppressed || cleared.Rank() > incidents.Official.Rank() {
+				continue // never rendered, or may carry sensitive text
+			}
+			if d.Kind != string(channels.KindEmail) {
+				return d, true
+			}
+			if !found {
+				src, found = d, true
+			}
+		}
+		if found {
+			return src, true
+		}
+	}
+	return store.AckDelivery{}, false
 }
 
 // sendSubject is the subject a broadcast was planned with ("" for other

@@ -126,10 +126,11 @@ func (e *Escalator) report(ctx context.Context, pol store.AckPolicy, now time.Ti
 // pending is the next escalation of someone who has not acknowledged, and
 // when it is due (now, when it is due already and waits for the next tick).
 func (e *Escalator) pending(pol store.AckPolicy, p *askee, s subscribers.Subscriber, now time.Time, deputyPlanned bool) (string, time.Time) {
-	at := pol.DueAt
-	if len(p.levels) > 1 {
-		cur := p.current()
-		at = cur[len(cur)-1].CreatedAt.Add(pol.Within)
+	// The same deadline the escalator uses; none while the current rung
+	// is held back (quiet hours): its clock has not started.
+	at, waiting := p.dueAt(pol, len(p.levels)-1)
+	if waiting {
+		at = time.Time{}
 	}
 	if p.why(pol, now) != "" {
 		at = now

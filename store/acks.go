@@ -59,11 +59,16 @@ func (s *Store) RecordAck(ctx context.Context, deliveryID int64, via, detail str
 	return r, err
 }
 
-// LatestAckable returns the most recent delivery to address (of kind)
-// whose trigger asks for acknowledgement, or ErrNotFound.
+// ackableSent limits a delivery lookup to what the recipient can have
+// read: a delivery still queued (deferred by quiet hours, waiting for a
+// retry) or being sent is not what a reply acknowledges.
+const ackableSent = `ack=1 AND status IN ('sent','delivered')`
+
+// LatestAckable returns the most recent delivery sent to address (of
+// kind) whose trigger asks for acknowledgement, or ErrNotFound.
 func (s *Store) LatestAckable(ctx context.Context, kind, address string) (int64, error) {
 	var id int64
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE kind=? AND address=? AND ack=1 ORDER BY id DESC LIMIT 1`, kind, address).Scan(&id)
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE kind=? AND address=? AND `+ackableSent+` ORDER BY id DESC LIMIT 1`, kind, address).Scan(&id)
 	if errNoRows(err) {
 		return 0, fmt.Errorf("store: no delivery to acknowledge for that address: %w", ErrNotFound)
 	}

@@ -171,8 +171,9 @@ type SMSAck struct {
 // AckableByRef finds the delivery to address (of kind) that an "ACK
 // <ref>" reply means: ref is a delivery id, or an incident id (any case)
 // whose latest acknowledgeable delivery to that address is meant. Without
-// a ref it is the latest acknowledgeable delivery to address. ErrNotFound
-// when there is none.
+// a ref it is the latest acknowledgeable delivery to address. Only
+// deliveries already sent count (see ackableSent). ErrNotFound when there
+// is none.
 func (s *Store) AckableByRef(ctx context.Context, kind, address, ref string) (SMSAck, error) {
 	var id int64
 	var err error
@@ -180,9 +181,9 @@ func (s *Store) AckableByRef(ctx context.Context, kind, address, ref string) (SM
 	case ref == "":
 		id, err = s.LatestAckable(ctx, kind, address)
 	case perr == nil:
-		err = s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE id=? AND kind=? AND address=? AND ack=1`, n, kind, address).Scan(&id)
+		err = s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE id=? AND kind=? AND address=? AND `+ackableSent, n, kind, address).Scan(&id)
 	default:
-		err = s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE kind=? AND address=? AND ack=1 AND incident_id=? COLLATE NOCASE ORDER BY id DESC LIMIT 1`,
+		err = s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE kind=? AND address=? AND `+ackableSent+` AND incident_id=? COLLATE NOCASE ORDER BY id DESC LIMIT 1`,
 			kind, address, ref).Scan(&id)
 	}
 	if errNoRows(err) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/crier-dev/crier/store"
 	"github.com/crier-dev/crier/subscribers"
@@ -58,17 +59,57 @@ func TestStore_RecordInbound_StopStart(t *testing.T) {
 	}
 }
 
-// ackable enqueues SMS deliveries to phoneA that ask for acknowledgement,
-// one trigger per incident, and returns their ids.
+// ackable enqueues and sends SMS deliveries to phoneA that ask for
+// acknowledgement, one trigger per incident, and returns their ids.
 func ackable(t *testing.T, st *store.Store, incidents ...string) []int64 {
 	t.Helper()
 	var ids []int64
 	for i, inc := range incidents {
 		key := fmt.Sprintf("incident:%s:%d", inc, i)
-		enqueue(t, st, key, delivery("a", func(d *store.NewDelivery) { d.Address, d.IncidentID, d.Ack = phoneA, inc, true }))
+		tr := enqueue(t, st, key, delivery("a", func(d *store.NewDelivery) { d.Address, d.IncidentID, d.Ack = phoneA, inc, true }))
+		for _, c := range claim(t, st, store.ClaimOptions{TriggerIDs: []int64{tr}}) {
+			record(t, st, store.Result{ID: c.ID, Status: store.StatusSent, ProviderID: fmt.Sprintf("SM%d", c.ID), Segments: 1})
+		}
 		ids = append(ids, rows(t, st)[key+"/a/sms"].ID)
 	}
 	return ids
+}
+
+// TestStore_AckableByRef_OnlySent proves an ACK reply never acknowledges
+// a message the recipient cannot have read: a newer delivery to the same
+// number still queued (deferred by quiet hours) or being sent is passed
+// over for the one that was sent, whether the reply names nothing, the
+// incident or the unsent delivery itself.
+func TestStore_AckableByRef_OnlySent(t *testing.T) {
+	ctx := context.Background()
+	st, _ := open(t, newClock(t0))
+	sent := ackable(t, st, "INC-1")[0]
+	ask := func(d *store.NewDelivery) { d.Address, d.IncidentID, d.Ack = phoneA, "INC-1", true }
+	sending := enqueue(t, st, "incident:INC-1:sending", delivery("a", ask))
+	if n := len(claim(t, st, store.ClaimOptions{TriggerIDs: []int64{sending}})); n != 1 {
+		t.Fatalf("claimed %d, want the one delivery being sent", n)
+	}
+	enqueue(t, st, "incident:INC-1:deferred", delivery("a", ask, func(d *store.NewDelivery) {
+		d.NextAt, d.Reason = t0.Add(9*time.Hour), "quiet_hours"
+	}))
+	r := rows(t, st)
+	deferred, inFlight := r["incident:INC-1:deferred/a/sms"], r["incident:INC-1:sending/a/sms"]
+	if deferred.Status != store.StatusQueued || inFlight.Status != store.StatusSending || deferred.ID < sent || inFlight.ID < sent {
+		t.Fatalf("setup: deferred %d %s, in flight %d %s, sent %d", deferred.ID, deferred.Status, inFlight.ID, inFlight.Status, sent)
+	}
+	if got, err := st.LatestAckable(ctx, "sms", phoneA); err != nil || got != sent {
+		t.Errorf("LatestAckable = %d, %v; want the sent delivery %d", got, err, sent)
+	}
+	for _, ref := range []string{"", "INC-1", "inc-1"} {
+		if got, err := st.AckableByRef(ctx, "sms", phoneA, ref); err != nil || got.DeliveryID != sent {
+			t.Errorf("AckableByRef(%q) = %+v, %v; want the sent delivery %d", ref, got, err, sent)
+		}
+	}
+	for _, id := range []int64{deferred.ID, inFlight.ID} {
+		if got, err := st.AckableByRef(ctx, "sms", phoneA, fmt.Sprint(id)); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("AckableByRef(%d), not sent = %+v, %v; want ErrNotFound", id, got, err)
+		}
+	}
 }
 
 // TestStore_AckableByRef proves which delivery an ACK reply means: the
@@ -85,7 +126,10 @@ func TestStore_AckableByRef(t *testing.T) {
 	}
 	ids := ackable(t, st, "INC-1", "INC-2", "INC-1")
 	enqueue(t, st, "send:plain", delivery("a", func(d *store.NewDelivery) { d.Address = phoneA })) // asks for no ack
-	enqueue(t, st, "send:other", delivery("b", func(d *store.NewDelivery) { d.Ack = true }))
+	otherTr := enqueue(t, st, "send:other", delivery("b", func(d *store.NewDelivery) { d.Ack = true }))
+	for _, c := range claim(t, st, store.ClaimOptions{TriggerIDs: []int64{otherTr}}) {
+		record(t, st, store.Result{ID: c.ID, Status: store.StatusSent, Segments: 1}) // sent: only its number keeps it out
+	}
 	other := rows(t, st)["send:other/b/sms"].ID
 	cases := []struct {
 		name, address, ref string
