@@ -81,8 +81,10 @@ func TestLog_Twilio_Classification(t *testing.T) {
 		}()},
 		{logCase{"500", "queued", "server", 500 * time.Millisecond}, channeltest.TwilioError(500, 20500, "Internal Server Error")},
 		{logCase{"HTML 503 from a proxy", "queued", "server", 500 * time.Millisecond}, &channeltest.TwilioResponse{Status: 503, Body: "<html>503</html>", ContentType: "text/html"}},
-		{logCase{"timeout", "queued", "timeout", 500 * time.Millisecond}, &channeltest.TwilioResponse{Hang: true}},
-		{logCase{"dropped connection", "queued", "network", 500 * time.Millisecond}, &channeltest.TwilioResponse{Drop: true}},
+		// Twilio had the request, so the message may exist: an SMS lane's
+		// in_doubt policy (hold) keeps it for an operator instead of resending.
+		{logCase{"timeout after the request was sent", "unknown", "timeout", 0}, &channeltest.TwilioResponse{Hang: true}},
+		{logCase{"connection dropped after the request was sent", "unknown", "network", 0}, &channeltest.TwilioResponse{Drop: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
