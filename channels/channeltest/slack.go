@@ -483,45 +483,6 @@ func slackErrorWord(resp *SlackResponse) string {
 
 // write sends resp and returns the status written (0 for hang or drop).
 func (p *SlackPeer) write(w http.ResponseWriter, r *http.Request, resp *SlackResponse) int {
-	switch {
-	case resp.Drop:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return 0
-			}
-		}
-		panic(http.ErrAbortHandler) // closes the connection without a response
-	case resp.Hang:
-		select {
-		case <-r.Context().Done():
-		case <-p.done:
-		}
-		return 0
-	}
-	for k, vs := range resp.Header {
-		for _, v := range vs {
-			w.Header().Add(k, v)
-		}
-	}
-	status := resp.Status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	body, ct := []byte(resp.Body), resp.ContentType
-	if resp.JSON != nil {
-		b, err := json.Marshal(resp.JSON)
-		if err != nil {
-			http.Error(w, "peer: cannot encode scripted JSON: "+err.Error(), http.StatusInternalServerError)
-			return http.StatusInternalServerError
-		}
-		body, ct = b, "application/json; charset=utf-8"
-	}
-	if ct == "" {
-		ct = "text/html; charset=utf-8"
-	}
-	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-	return status
+	return writeAnswer(w, r, p.done, answer{status: resp.Status, json: resp.JSON, body: resp.Body, contentType: resp.ContentType,
+		header: resp.Header, hang: resp.Hang, drop: resp.Drop}, http.StatusOK, "application/json; charset=utf-8")
 }
