@@ -104,25 +104,33 @@ type Enqueuer struct {
 	now     int64
 	written int
 	pending []any // deliveryCols arguments per row not yet written
+	// The previous body: most broadcasts hand the same rendered strings to
+	// row after row, and comparing them is cheaper than hashing.
+	lastSubject, lastText, lastHTML string
+	lastMsg                         int64
 }
 
 const (
-	deliveryCols = 18
+	// deliveryCols are the values bound per row; the trigger and the
+	// creation time are the same for every row and are written into the
+	// statement itself (binding is a good part of a large plan's cost).
+	deliveryCols = 15
 	// enqueueBatch rows of deliveryCols parameters stay far below
 	// SQLite's limit on bound parameters.
 	enqueueBatch = 64
 )
 
-// insertDeliveries is the INSERT for n rows.
-func insertDeliveries(n int) string {
-	row := "(" + placeholders(deliveryCols) + ")"
-	return `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,created_at,updated_at,ack,escalates_id)
+// insertDeliveries is the INSERT for n rows of trigger, created at now.
+func insertDeliveries(n int, trigger, now int64) string {
+	row := fmt.Sprintf("(%d,%s,%d,%d)", trigger, placeholders(deliveryCols), now, now)
+	return `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,ack,escalates_id,created_at,updated_at)
 		VALUES` + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + ` ON CONFLICT(trigger_id, subscriber_id, channel) DO NOTHING`
 }
 
 // Enqueuer prepares to write the deliveries of triggerID.
 func (t *Tx) Enqueuer(triggerID int64) (*Enqueuer, error) {
-	ins, err := t.tx.PrepareContext(t.ctx, insertDeliveries(enqueueBatch))
+	now := ms(t.s.now())
+	ins, err := t.tx.PrepareContext(t.ctx, insertDeliveries(enqueueBatch, triggerID, now))
 	if err != nil {
 		return nil, fmt.Errorf("store: prepare delivery insert: %w", err)
 	}
@@ -132,7 +140,7 @@ func (t *Tx) Enqueuer(triggerID int64) (*Enqueuer, error) {
 		ins.Close()
 		return nil, fmt.Errorf("store: prepare message insert: %w", err)
 	}
-	return &Enqueuer{t: t, trigger: triggerID, ins: ins, msgIns: msgIns, bodies: map[[32]byte]int64{}, now: ms(t.s.now()),
+	return &Enqueuer{t: t, trigger: triggerID, ins: ins, msgIns: msgIns, bodies: map[[32]byte]int64{}, now: now,
 		pending: make([]any, 0, enqueueBatch*deliveryCols)}, nil
 }
 
@@ -141,7 +149,9 @@ func (t *Tx) Enqueuer(triggerID int64) (*Enqueuer, error) {
 // subscriber and channel is left as it is.
 func (e *Enqueuer) Add(d *NewDelivery) error {
 	var msgID any
-	if d.Subject != "" || d.Text != "" || d.HTML != "" {
+	if e.lastMsg != 0 && d.Text == e.lastText && d.Subject == e.lastSubject && d.HTML == e.lastHTML {
+		msgID = e.lastMsg
+	} else if d.Subject != "" || d.Text != "" || d.HTML != "" {
 		h := sha256.New()
 		h.Write([]byte(d.Subject))
 		h.Write([]byte{0})
@@ -158,13 +168,14 @@ func (e *Enqueuer) Add(d *NewDelivery) error {
 			e.bodies[key] = id
 		}
 		msgID = id
+		e.lastSubject, e.lastText, e.lastHTML, e.lastMsg = d.Subject, d.Text, d.HTML, id
 	}
 	next := ms(d.NextAt)
 	if next == 0 {
 		next = e.now
 	}
-	e.pending = append(e.pending, e.trigger, d.SubscriberID, d.Channel, d.Kind, d.Address, d.IncidentID, msgID,
-		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, e.now, e.now, d.Ack, d.EscalatesID)
+	e.pending = append(e.pending, d.SubscriberID, d.Channel, d.Kind, d.Address, d.IncidentID, msgID,
+		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, d.Ack, d.EscalatesID)
 	if len(e.pending) == enqueueBatch*deliveryCols {
 		return e.write(e.ins)
 	}
@@ -186,7 +197,7 @@ func (e *Enqueuer) write(st *sql.Stmt) error {
 	if st != nil {
 		res, err = st.ExecContext(e.t.ctx, e.pending...)
 	} else {
-		res, err = e.t.exec(insertDeliveries(len(e.pending)/deliveryCols), e.pending...)
+		res, err = e.t.exec(insertDeliveries(len(e.pending)/deliveryCols, e.trigger, e.now), e.pending...)
 	}
 	if err != nil {
 		return fmt.Errorf("store: insert deliveries of trigger %d: %w", e.trigger, err)

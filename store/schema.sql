@@ -122,7 +122,10 @@ CREATE TABLE deliveries (
 -- its limit, instead of sorting every due row of the channel.
 CREATE INDEX deliveries_claim ON deliveries(channel, priority DESC, next_at, id) WHERE status = 'queued';
 CREATE INDEX deliveries_sending ON deliveries(lease_until) WHERE status = 'sending';
-CREATE INDEX deliveries_incident ON deliveries(incident_id) WHERE incident_id != '';
+-- Deliveries about an incident: the log by incident, and serial claims
+-- (Slack threads), which look for an earlier unfinished delivery about the
+-- same incident to the same place.
+CREATE INDEX deliveries_incident ON deliveries(incident_id, channel, address, id) WHERE incident_id != '';
 CREATE INDEX deliveries_subscriber ON deliveries(subscriber_id);
 CREATE INDEX deliveries_provider ON deliveries(provider_id) WHERE provider_id != '';
 CREATE INDEX deliveries_ackable ON deliveries(kind, address, id) WHERE ack = 1;
@@ -193,9 +196,6 @@ CREATE TABLE schedule_runs (
     error      TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (schedule, due_at)
 );
--- Serial claims (Slack threads) look for an earlier unfinished delivery about
--- the same incident to the same place; deliveries about no incident never need it.
-CREATE INDEX deliveries_thread_order ON deliveries(incident_id, channel, address, id) WHERE status IN ('queued', 'sending') AND incident_id != '';
 
 -- Idempotency-Key replay for the HTTP API: a retried POST returns the
 -- first answer instead of acting twice.
