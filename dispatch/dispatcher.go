@@ -212,7 +212,7 @@ func (d *Dispatcher) Recover(ctx context.Context) error {
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.running.Add(1)
 	defer d.running.Add(-1)
-	return d.run(ctx, nil, nil)
+	return d.run(ctx, nil)
 }
 
 // Running reports whether Run is sending (for /readyz): false before it
@@ -226,7 +226,7 @@ func (d *Dispatcher) Drain(ctx context.Context, triggerIDs []int64, until time.T
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- d.run(ctx, triggerIDs, nil) }()
+	go func() { done <- d.run(ctx, triggerIDs) }()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	check := func() (bool, error) {
@@ -302,7 +302,9 @@ func (d *Dispatcher) recoverLoop(ctx context.Context) {
 	}
 }
 
-func (d *Dispatcher) run(ctx context.Context, triggerIDs []int64, _ any) error {
+// run drives every lane (only the given triggers' deliveries, when set) and
+// the recorder until ctx ends.
+func (d *Dispatcher) run(ctx context.Context, triggerIDs []int64) error {
 	rec := newRecorder(d.st, d.opts.Log)
 	recDone := make(chan error, 1)
 	go func() { recDone <- rec.run() }()
