@@ -32,23 +32,13 @@ func (p *Planner) Preview(ctx context.Context, st *store.Store, req Request, kee
 		return nil, err
 	}
 	var out []Preview
-	errRollback := errors.New("preview: roll back")
-	err := st.Write(ctx, func(tx *store.Tx) error {
-		err := p.each(tx, req, p.now(), func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
-			if keep != nil && !keep(nd.SubscriberID) {
-				return nil
-			}
-			out = append(out, preview(nd, r, locale))
+	err := p.dryRun(ctx, st, req, func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
+		if keep != nil && !keep(nd.SubscriberID) {
 			return nil
-		})
-		if err != nil {
-			return err
 		}
-		return errRollback
+		out = append(out, preview(nd, r, locale))
+		return nil
 	})
-	if errors.Is(err, errRollback) {
-		err = nil
-	}
 	return out, err
 }
 
@@ -98,51 +88,57 @@ func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, p
 	pf := Preflight{Channels: map[string]*ChannelPreflight{}, Suppressed: []Preview{}, Deferred: []Preview{}, Samples: []Preview{}}
 	people := map[string]bool{}
 	sampled := map[string]bool{}
-	errRollback := errors.New("preflight: roll back")
-	err := st.Write(ctx, func(tx *store.Tx) error {
-		err := p.each(tx, req, p.now(), func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
-			cp := pf.Channels[nd.Channel]
-			if cp == nil {
-				cp = &ChannelPreflight{Kind: nd.Kind, ByLocale: map[string]int{}}
-				pf.Channels[nd.Channel] = cp
-			}
-			if nd.Status == store.StatusSuppressed {
-				cp.Suppressed++
-				pf.Suppressed = append(pf.Suppressed, preview(nd, templates.Rendered{}, locale))
-				return nil
-			}
-			if nd.Reason == "quiet_hours" {
-				pf.Deferred = append(pf.Deferred, preview(nd, templates.Rendered{}, locale))
-			}
-			people[nd.SubscriberID] = true
-			pf.Messages++
-			cp.Messages++
-			cp.ByLocale[locale]++
-			if r.Segments > 0 {
-				cp.Segments += r.Segments
-				pf.TotalSegments += r.Segments
-				if pr, ok := prices[nd.Channel]; ok {
-					c := float64(r.Segments) * pr.PerSegment
-					cp.EstimatedCost += c
-					cp.Currency = pr.Currency
-					pf.EstimatedCost += c
-					pf.Currency = pr.Currency
-				}
-			}
-			if k := nd.Channel + "/" + locale; !sampled[k] {
-				sampled[k] = true
-				pf.Samples = append(pf.Samples, preview(nd, r, locale))
-			}
+	err := p.dryRun(ctx, st, req, func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
+		cp := pf.Channels[nd.Channel]
+		if cp == nil {
+			cp = &ChannelPreflight{Kind: nd.Kind, ByLocale: map[string]int{}}
+			pf.Channels[nd.Channel] = cp
+		}
+		if nd.Status == store.StatusSuppressed {
+			cp.Suppressed++
+			pf.Suppressed = append(pf.Suppressed, preview(nd, templates.Rendered{}, locale))
 			return nil
-		})
-		if err != nil {
+		}
+		if nd.Reason == "quiet_hours" {
+			pf.Deferred = append(pf.Deferred, preview(nd, templates.Rendered{}, locale))
+		}
+		people[nd.SubscriberID] = true
+		pf.Messages++
+		cp.Messages++
+		cp.ByLocale[locale]++
+		if r.Segments > 0 {
+			cp.Segments += r.Segments
+			pf.TotalSegments += r.Segments
+			if pr, ok := prices[nd.Channel]; ok {
+				c := float64(r.Segments) * pr.PerSegment
+				cp.EstimatedCost += c
+				cp.Currency = pr.Currency
+				pf.EstimatedCost += c
+				pf.Currency = pr.Currency
+			}
+		}
+		if k := nd.Channel + "/" + locale; !sampled[k] {
+			sampled[k] = true
+			pf.Samples = append(pf.Samples, preview(nd, r, locale))
+		}
+		return nil
+	})
+	pf.Recipients = len(people)
+	return pf, err
+}
+
+// dryRun renders what req would plan and hands each delivery to fn, inside
+// a transaction that is always rolled back: nothing is written.
+func (p *Planner) dryRun(ctx context.Context, st *store.Store, req Request, fn func(*store.NewDelivery, templates.Rendered, string) error) error {
+	errRollback := errors.New("dry run: roll back")
+	err := st.Write(ctx, func(tx *store.Tx) error {
+		if err := p.each(tx, req, p.now(), fn); err != nil {
 			return err
 		}
 		return errRollback
 	})
 	if errors.Is(err, errRollback) {
-		err = nil
+		return nil
 	}
-	pf.Recipients = len(people)
-	return pf, err
+	return err
 }

@@ -284,27 +284,7 @@ func Open(c Change, now time.Time) (*Incident, error) {
 	}
 	errs = append(errs, applyImpacts(inc, c.Impacts)...)
 	inc.Marking = Official
-	if c.Marking != "" {
-		if m, err := ParseMarking(c.Marking); err != nil {
-			errs.Add("marking", c.Marking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
-		} else {
-			inc.Marking = m
-		}
-	}
-	textMarking := inc.Marking
-	if c.TextMarking != "" {
-		if m, err := ParseMarking(c.TextMarking); err != nil {
-			errs.Add("text_marking", c.TextMarking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
-		} else {
-			textMarking = m
-		}
-	}
-	if !c.NextUpdateAt.IsZero() {
-		if !c.NextUpdateAt.After(now) {
-			errs.Add("next_update_at", c.NextUpdateAt.Format(time.RFC3339), "is in the past: promise a time after now")
-		}
-		inc.NextUpdateAt = c.NextUpdateAt.UTC()
-	}
+	textMarking := applyMarkings(inc, c, now, &errs)
 	if err := errs.Err(); err != nil {
 		return nil, err
 	}
@@ -352,27 +332,7 @@ func (i *Incident) Apply(kind string, c Change, now time.Time) (Update, error) {
 			next.Status = s
 		}
 	}
-	if c.Marking != "" {
-		if m, err := ParseMarking(c.Marking); err != nil {
-			errs.Add("marking", c.Marking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
-		} else {
-			next.Marking = m
-		}
-	}
-	textMarking := next.Marking
-	if c.TextMarking != "" {
-		if m, err := ParseMarking(c.TextMarking); err != nil {
-			errs.Add("text_marking", c.TextMarking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
-		} else {
-			textMarking = m
-		}
-	}
-	if !c.NextUpdateAt.IsZero() {
-		if !c.NextUpdateAt.After(now) {
-			errs.Add("next_update_at", c.NextUpdateAt.Format(time.RFC3339), "is in the past: promise a time after now")
-		}
-		next.NextUpdateAt = c.NextUpdateAt.UTC()
-	}
+	textMarking := applyMarkings(&next, c, now, &errs)
 	changed := slices.Clone(c.Impacts)
 	errs = append(errs, applyImpacts(&next, changed)...)
 	text := strings.TrimSpace(c.Text)
@@ -403,6 +363,34 @@ func (i *Incident) Apply(kind string, c Change, now time.Time) (Update, error) {
 	next.Timeline = append(slices.Clone(i.Timeline), u)
 	*i = next
 	return u, nil
+}
+
+// applyMarkings sets the incident's marking and next-update promise from
+// c, and returns the marking of the timeline entry c makes (the
+// incident's unless c marks the text itself); problems go to errs.
+func applyMarkings(inc *Incident, c Change, now time.Time, errs *fields.List) Marking {
+	if c.Marking != "" {
+		if m, err := ParseMarking(c.Marking); err != nil {
+			errs.Add("marking", c.Marking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
+		} else {
+			inc.Marking = m
+		}
+	}
+	text := inc.Marking
+	if c.TextMarking != "" {
+		if m, err := ParseMarking(c.TextMarking); err != nil {
+			errs.Add("text_marking", c.TextMarking, "must be OFFICIAL or OFFICIAL-SENSITIVE")
+		} else {
+			text = m
+		}
+	}
+	if !c.NextUpdateAt.IsZero() {
+		if !c.NextUpdateAt.After(now) {
+			errs.Add("next_update_at", c.NextUpdateAt.Format(time.RFC3339), "is in the past: promise a time after now")
+		}
+		inc.NextUpdateAt = c.NextUpdateAt.UTC()
+	}
+	return text
 }
 
 func applyImpacts(inc *Incident, ims []Impact) fields.List {

@@ -14,12 +14,11 @@ import (
 
 // DeliveryColumns are the delivery export's CSV columns, the same as
 // `crier log --csv` prints (a test holds the two together).
-var DeliveryColumns = []string{"id", "kind", "channel", "subscriber", "address", "status", "reason", "detail", "attempts", "provider_id", "segments",
-	"trigger", "trigger_kind", "incident_id", "created_at", "updated_at", "sent_at"}
+var DeliveryColumns = store.LogColumns
 
 // BodyColumns are appended to DeliveryColumns when the export includes
 // message bodies (body=true, like `crier log --csv --show-body`).
-var BodyColumns = []string{"subject", "text", "html"}
+var BodyColumns = store.LogBodyColumns
 
 // deliveryStatuses are the values the status filter accepts.
 var deliveryStatuses = []string{store.StatusQueued, store.StatusSending, store.StatusSent, store.StatusDelivered, store.StatusFailed,
@@ -192,15 +191,7 @@ func (s *Server) exportCSV(w http.ResponseWriter, r *http.Request, lq logQuery) 
 	if err := cw.Write(cols); err != nil {
 		return err
 	}
-	err := s.walk(r, lq, func(e *store.LogEntry) error {
-		row := []string{strconv.FormatInt(e.ID, 10), e.Kind, e.Channel, e.Subscriber, e.Address, e.Status, e.Reason, e.Detail,
-			strconv.Itoa(e.Attempts), e.ProviderID, strconv.Itoa(e.Segments), e.Trigger, e.TriggerKind, e.IncidentID,
-			csvTime(e.CreatedAt), csvTime(e.UpdatedAt), csvTime(e.SentAt)}
-		if lq.WithBody {
-			row = append(row, e.Subject, e.Text, e.HTML)
-		}
-		return cw.Write(row)
-	})
+	err := s.walk(r, lq, func(e *store.LogEntry) error { return cw.Write(e.CSVRow(lq.WithBody)) })
 	cw.Flush()
 	if err != nil {
 		return err
@@ -230,13 +221,4 @@ func (s *Server) exportJSON(w http.ResponseWriter, r *http.Request, lq logQuery)
 	}
 	_, err = w.Write([]byte("\n]\n"))
 	return err
-}
-
-// csvTime writes a time as `crier log --csv` does: RFC 3339 with
-// fractions, empty for never.
-func csvTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.Format(time.RFC3339Nano)
 }

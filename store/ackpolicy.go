@@ -344,15 +344,5 @@ func (s *Store) DeputyTold(ctx context.Context, triggerID int64) (map[string]tim
 	if err != nil {
 		return nil, fmt.Errorf("store: read deputy escalations: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]time.Time{}
-	for rows.Next() {
-		var id string
-		var at int64
-		if err := rows.Scan(&id, &at); err != nil {
-			return nil, err
-		}
-		out[id] = fromMS(at)
-	}
-	return out, rows.Err()
+	return timesByID(rows)
 }

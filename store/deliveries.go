@@ -229,17 +229,7 @@ func (t *Tx) LastBriefed(name string) (map[string]time.Time, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: last briefings of %s: %w", name, err)
 	}
-	defer rows.Close()
-	out := map[string]time.Time{}
-	for rows.Next() {
-		var id string
-		var at int64
-		if err := rows.Scan(&id, &at); err != nil {
-			return nil, err
-		}
-		out[id] = fromMS(at)
-	}
-	return out, rows.Err()
+	return timesByID(rows)
 }
 
 // RecentCounts returns, per subscriber, how many deliveries on channel
@@ -260,6 +250,21 @@ func (t *Tx) RecentCounts(channel string, since time.Time) (map[string]int, erro
 			return nil, err
 		}
 		out[id] = n
+	}
+	return out, rows.Err()
+}
+
+// timesByID reads rows of (id, milliseconds) into a map, closing them.
+func timesByID(rows *sql.Rows) (map[string]time.Time, error) {
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, err
+		}
+		out[id] = fromMS(at)
 	}
 	return out, rows.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"time"
 )
 
@@ -306,4 +307,31 @@ func (s *Store) RunOutcome(ctx context.Context, schedule string, due time.Time) 
 		}
 	}
 	return o, rows.Err()
+}
+
+// LogColumns are the CSV columns of the delivery log (crier log --csv and
+// the API's export); LogBodyColumns follow them when bodies are included.
+var (
+	LogColumns = []string{"id", "kind", "channel", "subscriber", "address", "status", "reason", "detail", "attempts", "provider_id", "segments",
+		"trigger", "trigger_kind", "incident_id", "created_at", "updated_at", "sent_at"}
+	LogBodyColumns = []string{"subject", "text", "html"}
+)
+
+// CSVRow is e as a row under LogColumns (and LogBodyColumns with body):
+// times in RFC 3339 with fractions, empty for never.
+func (e *LogEntry) CSVRow(body bool) []string {
+	row := []string{strconv.FormatInt(e.ID, 10), e.Kind, e.Channel, e.Subscriber, e.Address, e.Status, e.Reason, e.Detail,
+		strconv.Itoa(e.Attempts), e.ProviderID, strconv.Itoa(e.Segments), e.Trigger, e.TriggerKind, e.IncidentID,
+		csvTime(e.CreatedAt), csvTime(e.UpdatedAt), csvTime(e.SentAt)}
+	if body {
+		row = append(row, e.Subject, e.Text, e.HTML)
+	}
+	return row
+}
+
+func csvTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
 }

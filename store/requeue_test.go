@@ -82,3 +82,19 @@ func TestStore_Log_RedactAckLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestLogEntry_CSVRow_MatchesColumns: a row has exactly one cell per
+// column, with and without bodies, so the CSV export never shifts.
+func TestLogEntry_CSVRow_MatchesColumns(t *testing.T) {
+	e := store.LogEntry{ID: 7, Kind: "sms", CreatedAt: t0, Subject: "s", Text: "t", HTML: "h"}
+	if got := e.CSVRow(false); len(got) != len(store.LogColumns) || got[0] != "7" || got[1] != "sms" {
+		t.Fatalf("row %q for columns %q", got, store.LogColumns)
+	}
+	full := e.CSVRow(true)
+	if len(full) != len(store.LogColumns)+len(store.LogBodyColumns) || full[len(full)-1] != "h" {
+		t.Fatalf("row with bodies %q", full)
+	}
+	if sent := full[16]; store.LogColumns[16] != "sent_at" || sent != "" {
+		t.Fatalf("sent_at cell %q under %q, want empty for never", sent, store.LogColumns[16])
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -79,8 +78,8 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q: give a duration like 2h or a time like 2026-11-25T08:00:00Z", v)
 }
 
-var logColumns = []string{"id", "kind", "channel", "subscriber", "address", "status", "reason", "detail", "attempts", "provider_id", "segments",
-	"trigger", "trigger_kind", "incident_id", "created_at", "updated_at", "sent_at"}
+// logColumns are the --csv columns (the API's export uses the same).
+var logColumns = store.LogColumns
 
 func printLog(ctx context.Context, st *store.Store, f store.LogFilter, w io.Writer, asJSON, asCSV bool) error {
 	switch {
@@ -91,20 +90,12 @@ func printLog(ctx context.Context, st *store.Store, f store.LogFilter, w io.Writ
 		cw := csv.NewWriter(w)
 		cols := logColumns
 		if f.WithBody {
-			cols = append(append([]string(nil), cols...), "subject", "text", "html")
+			cols = append(append([]string(nil), cols...), store.LogBodyColumns...)
 		}
 		if err := cw.Write(cols); err != nil {
 			return err
 		}
-		err := st.Log(ctx, f, func(le *store.LogEntry) error {
-			row := []string{strconv.FormatInt(le.ID, 10), le.Kind, le.Channel, le.Subscriber, le.Address, le.Status, le.Reason, le.Detail,
-				strconv.Itoa(le.Attempts), le.ProviderID, strconv.Itoa(le.Segments), le.Trigger, le.TriggerKind, le.IncidentID,
-				timeOrEmpty(le.CreatedAt), timeOrEmpty(le.UpdatedAt), timeOrEmpty(le.SentAt)}
-			if f.WithBody {
-				row = append(row, le.Subject, le.Text, le.HTML)
-			}
-			return cw.Write(row)
-		})
+		err := st.Log(ctx, f, func(le *store.LogEntry) error { return cw.Write(le.CSVRow(f.WithBody)) })
 		cw.Flush()
 		if err != nil {
 			return err
@@ -159,11 +150,4 @@ func indent(s string) string {
 		}
 	}
 	return out
-}
-
-func timeOrEmpty(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.Format(time.RFC3339Nano)
 }
