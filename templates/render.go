@@ -207,11 +207,17 @@ func contains(list []string, s string) bool {
 // indentation is kept because plain-text emails use it.
 func tidyText(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
+	return tidyLines(s, func(l string) string { return strings.TrimRight(l, " \t") })
+}
+
+// tidyLines cleans every line of s with clean and collapses runs of blank
+// lines into one, dropping blank lines at the start.
+func tidyLines(s string, clean func(string) string) string {
 	lines := strings.Split(s, "\n")
 	out := make([]string, 0, len(lines))
 	blank := false
 	for _, l := range lines {
-		l = strings.TrimRight(l, " \t")
+		l = clean(l)
 		if l == "" {
 			blank = true
 			continue

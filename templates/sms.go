@@ -130,23 +130,7 @@ var smsReplacer = strings.NewReplacer(
 // one, runs of blank lines become one blank line, and the result is
 // trimmed.
 func NormalizeSMS(s string) string {
-	s = smsReplacer.Replace(s)
-	lines := strings.Split(s, "\n")
-	out := make([]string, 0, len(lines))
-	blank := false
-	for _, l := range lines {
-		l = strings.Join(strings.Fields(l), " ")
-		if l == "" {
-			blank = true
-			continue
-		}
-		if blank && len(out) > 0 {
-			out = append(out, "")
-		}
-		blank = false
-		out = append(out, l)
-	}
-	return strings.Join(out, "\n")
+	return tidyLines(smsReplacer.Replace(s), func(l string) string { return strings.Join(strings.Fields(l), " ") })
 }
 
 // FitSMS returns s unchanged when it fits in maxSegments (at least 1);

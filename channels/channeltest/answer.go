@@ -3,6 +3,7 @@ package channeltest
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 )
 
 // answer is a scripted HTTP answer, the common shape of TwilioResponse and
@@ -61,4 +62,21 @@ func writeAnswer(w http.ResponseWriter, r *http.Request, done <-chan struct{}, a
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 	return status
+}
+
+// waitLatency holds a request for d, as a slow provider would; false when
+// the client gave up or the peer is closing first.
+func waitLatency(r *http.Request, d time.Duration, done <-chan struct{}) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+	case <-done:
+	}
+	return false
 }

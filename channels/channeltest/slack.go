@@ -274,17 +274,8 @@ func (p *SlackPeer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	p.posts = append(p.posts, rec)
 	p.mu.Unlock()
 
-	if p.latency > 0 {
-		t := time.NewTimer(p.latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-p.done:
-			t.Stop()
-			return
-		}
+	if !waitLatency(r, p.latency, p.done) {
+		return
 	}
 
 	resp, result := p.answer(rec, r.Method, hasToken)

@@ -191,17 +191,8 @@ func (p *TwilioPeer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	p.reqs = append(p.reqs, rec)
 	p.mu.Unlock()
 
-	if p.latency > 0 {
-		t := time.NewTimer(p.latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-p.done:
-			t.Stop()
-			return
-		}
+	if !waitLatency(r, p.latency, p.done) {
+		return
 	}
 
 	resp, sid := p.answer(rec, r.Method)
