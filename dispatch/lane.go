@@ -43,7 +43,7 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 			<-done
 		}
 	}()
-	batch := max(16, min(512, ln.limits.Concurrency*8))
+	batch := max(64, min(512, ln.limits.Concurrency*32))
 	for ctx.Err() == nil {
 		if wait := ln.pausedFor(d.opts.Now()); wait > 0 {
 			if !sleep(ctx, min(wait, time.Second)) {
@@ -238,6 +238,7 @@ type recorder struct {
 	added   uint64 // results handed in
 	written uint64 // results written
 	closed  bool
+	waiting int // flushWait callers
 	err     error
 }
 
@@ -273,10 +274,35 @@ func (r *recorder) flushWait() {
 	case r.kick <- struct{}{}:
 	default:
 	}
+	r.waiting++
 	for r.written < target && !r.closed {
 		r.flushed.Wait()
 	}
+	r.waiting--
 }
+
+// gather lets a small batch grow for a few milliseconds before it is
+// written, unless someone waits for it or the recorder is closing: one
+// transaction per few hundred outcomes instead of one per handful keeps
+// the single SQLite writer free for claims.
+func (r *recorder) gather() {
+	deadline := time.Now().Add(gatherFor)
+	for {
+		r.mu.Lock()
+		ready := len(r.pending) >= gatherBatch || r.waiting > 0 || r.closed
+		r.mu.Unlock()
+		if ready || !time.Now().Before(deadline) {
+			return
+		}
+		time.Sleep(gatherStep)
+	}
+}
+
+const (
+	gatherFor   = 5 * time.Millisecond
+	gatherStep  = time.Millisecond
+	gatherBatch = 256
+)
 
 func (r *recorder) close() {
 	r.mu.Lock()
@@ -296,6 +322,7 @@ func (r *recorder) run() error {
 		case <-r.kick:
 		case <-tick.C:
 		}
+		r.gather()
 		r.mu.Lock()
 		batch := r.pending
 		r.pending = nil

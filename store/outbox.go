@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -66,6 +69,7 @@ func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 	}
 	args = append(args, o.Limit)
 	var ids []int64
+	var out []Claimed
 	err := s.Write(ctx, func(t *Tx) error {
 		rows, err := t.query(`UPDATE deliveries SET status='sending', attempts=attempts+1, lease_until=?, updated_at=?
 			WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?) RETURNING id`,
@@ -81,46 +85,147 @@ func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 			}
 			ids = append(ids, id)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if len(ids) == 0 {
+			return nil
+		}
+		out, err = claimed(t, ids)
+		return err
 	})
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return nil, err
 	}
-	return s.claimed(ctx, ids)
+	return out, nil
 }
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
-func (s *Store) claimed(ctx context.Context, ids []int64) ([]Claimed, error) {
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := s.w.QueryContext(ctx, `SELECT d.id, t.key, d.subscriber_id, d.channel, d.kind, d.address, d.incident_id, d.attempts, d.deadline, d.created_at,
-		COALESCE(m.subject,''), COALESCE(m.text,''), COALESCE(m.html,''), COALESCE(m.segments,0), COALESCE(th.ref,''),
-		COALESCE(i.title,''), COALESCE(i.severity,''), COALESCE(i.status,'')
+// claimed reads the claimed rows with what sending them needs, in the
+// claim's order. The ids go in as one JSON array, so the statement text is
+// the same for every claim and is prepared once. Message bodies, shared by
+// many deliveries and never changed once written, come from a small cache.
+func claimed(t *Tx, ids []int64) ([]Claimed, error) {
+	rows, err := t.query(`SELECT d.id, t.key, d.subscriber_id, d.channel, d.kind, d.address, d.incident_id, d.attempts, d.deadline, d.created_at,
+		COALESCE(d.message_id,0), COALESCE(th.ref,''), COALESCE(i.title,''), COALESCE(i.severity,''), COALESCE(i.status,'')
 		FROM deliveries d JOIN triggers t ON t.id=d.trigger_id
-		LEFT JOIN messages m ON m.id=d.message_id
 		LEFT JOIN threads th ON th.incident_id=d.incident_id AND th.channel=d.channel AND th.address=d.address AND d.incident_id!=''
 		LEFT JOIN incidents i ON i.id=d.incident_id
-		WHERE d.id IN (`+placeholders(len(ids))+`) ORDER BY d.priority DESC, d.next_at, d.id`, args...)
+		WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.priority DESC, d.next_at, d.id`, jsonIDs(ids))
 	if err != nil {
 		return nil, fmt.Errorf("store: read claimed: %w", err)
 	}
 	defer rows.Close()
 	out := make([]Claimed, 0, len(ids))
+	msgIDs := make([]int64, 0, len(ids))
 	for rows.Next() {
 		var c Claimed
-		var deadline, created int64
+		var deadline, created, msgID int64
 		if err := rows.Scan(&c.ID, &c.TriggerKey, &c.SubscriberID, &c.Channel, &c.Kind, &c.Address, &c.IncidentID, &c.Attempts, &deadline, &created,
-			&c.Subject, &c.Text, &c.HTML, &c.Segments, &c.Thread, &c.IncidentTitle, &c.IncidentSeverity, &c.IncidentStatus); err != nil {
+			&msgID, &c.Thread, &c.IncidentTitle, &c.IncidentSeverity, &c.IncidentStatus); err != nil {
 			return nil, err
 		}
 		c.Deadline, c.CreatedAt = fromMS(deadline), fromMS(created)
 		c.Key = DeliveryKey(c.TriggerKey, c.SubscriberID, c.Channel)
 		out = append(out, c)
+		msgIDs = append(msgIDs, msgID)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	bodies, err := t.s.bodies.get(t, msgIDs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if b, ok := bodies[msgIDs[i]]; ok {
+			out[i].Subject, out[i].Text, out[i].HTML, out[i].Segments = b.subject, b.text, b.html, b.segments
+		}
+	}
+	return out, nil
+}
+
+func jsonIDs(ids []int64) string {
+	list := make([]byte, 0, len(ids)*8)
+	list = append(list, '[')
+	for i, id := range ids {
+		if i > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendInt(list, id, 10)
+	}
+	return string(append(list, ']'))
+}
+
+// body is a stored message's content.
+type body struct {
+	subject, text, html string
+	segments            int
+}
+
+// bodyCache keeps recently claimed message bodies. A message row is
+// content-addressed and never changed or deleted, so an id always means
+// the same body.
+type bodyCache struct {
+	mu sync.Mutex
+	m  map[int64]body
+}
+
+const maxCachedBodies = 256
+
+// get returns the bodies of ids (0, no message, is skipped), reading the
+// ones it does not hold through t.
+func (c *bodyCache) get(t *Tx, ids []int64) (map[int64]body, error) {
+	out := map[int64]body{}
+	var missing []int64
+	c.mu.Lock()
+	for _, id := range ids {
+		if id == 0 {
+			continue
+		}
+		if _, ok := out[id]; ok {
+			continue
+		}
+		if b, ok := c.m[id]; ok {
+			out[id] = b
+		} else if !slices.Contains(missing, id) {
+			missing = append(missing, id)
+		}
+	}
+	c.mu.Unlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := t.query(`SELECT id, subject, text, html, segments FROM messages WHERE id IN (SELECT value FROM json_each(?))`, jsonIDs(missing))
+	if err != nil {
+		return nil, fmt.Errorf("store: read message bodies: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var b body
+		if err := rows.Scan(&id, &b.subject, &b.text, &b.html, &b.segments); err != nil {
+			return nil, err
+		}
+		out[id] = b
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m)+len(missing) > maxCachedBodies {
+		c.m = map[int64]body{}
+	}
+	for _, id := range missing {
+		if b, ok := out[id]; ok {
+			c.m[id] = b
+		}
+	}
+	c.mu.Unlock()
+	return out, nil
 }
 
 // Result is the outcome of one send attempt.
@@ -158,16 +263,6 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 			WHERE id=? AND status='sending'`
 		// Most results need only to know whether the row was still
 		// sending; a thread or an opt-out also needs the row's address.
-		upd, err := t.tx.PrepareContext(ctx, set)
-		if err != nil {
-			return fmt.Errorf("store: prepare record: %w", err)
-		}
-		defer upd.Close()
-		updRet, err := t.tx.PrepareContext(ctx, set+` RETURNING incident_id, channel, kind, address`)
-		if err != nil {
-			return fmt.Errorf("store: prepare record: %w", err)
-		}
-		defer updRet.Close()
 		ev := eventWriter{t: t}
 		for _, r := range results {
 			uncount := 0
@@ -177,7 +272,7 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 			next := ms(r.NextAt)
 			args := []any{r.Status, r.Reason, r.Detail, r.ProviderID, r.ProviderID, r.Segments, r.Segments, next, next, uncount, now, r.Status, now, r.ID}
 			if r.Thread == "" && !r.OptOut {
-				res, err := upd.ExecContext(ctx, args...)
+				res, err := t.exec(set, args...)
 				if err != nil {
 					return fmt.Errorf("store: record delivery %d: %w", r.ID, err)
 				}
@@ -190,7 +285,7 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 				continue
 			}
 			var inc, ch, kind, addr string
-			err := updRet.QueryRowContext(ctx, args...).Scan(&inc, &ch, &kind, &addr)
+			err := t.queryRow(set+` RETURNING incident_id, channel, kind, address`, args...).Scan(&inc, &ch, &kind, &addr)
 			if errNoRows(err) {
 				continue
 			}
@@ -216,30 +311,34 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 	})
 }
 
-// eventWriter appends delivery_events rows in multi-row INSERTs: recording
-// a batch of outcomes is one statement per outcome, not two.
+// eventWriter appends delivery_events rows in multi-row INSERTs of a fixed
+// size (so the statement is prepared once), the remainder one by one.
 type eventWriter struct {
 	t    *Tx
 	args []any
 }
 
-const eventBatch = 128 // rows of 5 parameters per INSERT
+const eventBatch = 64 // rows of 5 parameters per INSERT
+
+var eventInsertBatch = `INSERT INTO delivery_events(delivery_id,at,status,reason,detail) VALUES` +
+	strings.TrimSuffix(strings.Repeat("(?,?,?,?,?),", eventBatch), ",")
 
 func (w *eventWriter) add(id, at int64, status, reason, detail string) error {
 	w.args = append(w.args, id, at, status, reason, detail)
 	if len(w.args) == eventBatch*5 {
-		return w.flush()
+		if _, err := w.t.exec(eventInsertBatch, w.args...); err != nil {
+			return fmt.Errorf("store: record events: %w", err)
+		}
+		w.args = w.args[:0]
 	}
 	return nil
 }
 
 func (w *eventWriter) flush() error {
-	if len(w.args) == 0 {
-		return nil
-	}
-	q := `INSERT INTO delivery_events(delivery_id,at,status,reason,detail) VALUES` + strings.TrimSuffix(strings.Repeat("(?,?,?,?,?),", len(w.args)/5), ",")
-	if _, err := w.t.exec(q, w.args...); err != nil {
-		return fmt.Errorf("store: record events: %w", err)
+	for a := w.args; len(a) > 0; a = a[5:] {
+		if _, err := w.t.exec(`INSERT INTO delivery_events(delivery_id,at,status,reason,detail) VALUES(?,?,?,?,?)`, a[:5]...); err != nil {
+			return fmt.Errorf("store: record events: %w", err)
+		}
 	}
 	w.args = w.args[:0]
 	return nil

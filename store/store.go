@@ -37,6 +37,10 @@ type Store struct {
 	r    *sql.DB // readers (WAL lets them run beside the writer)
 	path string
 	now  func() time.Time
+	// stmts caches the writer's prepared statements.
+	stmts stmtCache
+	// bodies caches message bodies for claims.
+	bodies bodyCache
 }
 
 // Option changes how Open sets up the store.
@@ -100,6 +104,7 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.closeStmts()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
