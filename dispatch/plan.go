@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -78,6 +79,14 @@ type Outcome struct {
 	Suppressed int            `json:"suppressed"`
 	Deferred   int            `json:"deferred"`
 	ByChannel  map[string]int `json:"by_channel"`
+	// Failed counts deliveries that could not be rendered after sending
+	// had begun (see Plan); each is in the log as failed, reason
+	// render_error. Errors says why.
+	Failed int      `json:"failed,omitempty"`
+	Errors []string `json:"errors,omitempty"`
+	// Planning is set when another process is still planning the trigger:
+	// Queued counts what it has written so far.
+	Planning bool `json:"planning,omitempty"`
 }
 
 // IncidentResult is what an incident change wrote: the incident, its new
@@ -102,6 +111,9 @@ type Planner struct {
 	criticalOverridesOptOut bool
 	observer                Observer
 	acks                    *AckSigner
+	// planning in chunks: see PlannerOptions.ChunkSize.
+	chunkSize, firstChunk int
+	onCommit              func()
 }
 
 // ChannelRules are a channel's content rules.
@@ -141,6 +153,14 @@ type PlannerOptions struct {
 	// Acks signs the acknowledgement links put in messages that ask for
 	// acknowledgement; nil puts in none (recipients can still reply).
 	Acks *AckSigner
+	// ChunkSize is how many deliveries Plan commits at a time once the
+	// first chunk, FirstChunk deliveries, has been committed (defaults
+	// 5000 and 200; a negative ChunkSize plans every trigger in one
+	// transaction). OnCommit, if set, is called after each chunk but the
+	// last commits (the dispatcher's Notify), so sending starts while the
+	// rest is planned.
+	ChunkSize, FirstChunk int
+	OnCommit              func()
 }
 
 // NewPlanner builds a planner.
@@ -150,22 +170,77 @@ func NewPlanner(o PlannerOptions) *Planner {
 		o.Now = time.Now
 	}
 	p := &Planner{tmpl: o.Templates, kinds: o.Channels, audiences: map[string]Audience{}, retry: o.Retry, now: o.Now, dashboard: o.DashboardURL,
-		channels: o.Rules, criticalOverridesOptOut: o.CriticalOverridesOptOut, observer: o.Observer, acks: o.Acks}
+		channels: o.Rules, criticalOverridesOptOut: o.CriticalOverridesOptOut, observer: o.Observer, acks: o.Acks,
+		chunkSize: o.ChunkSize, firstChunk: o.FirstChunk, onCommit: o.OnCommit}
+	if p.chunkSize == 0 {
+		p.chunkSize = 5000
+	}
+	if p.firstChunk <= 0 {
+		p.firstChunk = 200
+	}
 	for _, a := range o.Audiences {
 		p.audiences[a.Name] = a
 	}
 	return p
 }
 
-// Plan plans req in its own transaction.
+// Plan plans req in its own transactions. A trigger whose audience is
+// larger than one chunk is committed a chunk at a time, so the dispatcher
+// (told through PlannerOptions.OnCommit) starts sending the first chunk
+// while the rest is planned: every delivery is in SQLite before it is
+// sent, and the trigger holds the request and how far planning got, so a
+// crash part-way is finished by ResumePlans (or by planning the same key
+// again) with each delivery written once.
+//
+// Everything that can be checked before the first commit is: the request,
+// and every template the audience's locales need (rendered once with the
+// trigger's data). A template that fails only for some recipients' data
+// after sending has begun cannot stop what is already sent: those
+// deliveries are written as failed (reason render_error) and the outcome
+// lists the error. Escalations, being small, plan in one transaction.
 func (p *Planner) Plan(ctx context.Context, st *store.Store, req Request) (Outcome, error) {
 	var out Outcome
 	err := st.Write(ctx, func(tx *store.Tx) error {
 		var err error
-		out, err = p.PlanTx(tx, req)
+		out, err = p.planTx(tx, req, p.chunkable(req))
 		return err
 	})
 	return out, err
+}
+
+// ResumePlans finishes every plan that a process left part-way, once its
+// lease has run out, and reports how many it finished. Each delivery is
+// written once: planning carries on after the last subscriber committed.
+func (p *Planner) ResumePlans(ctx context.Context, st *store.Store) (int, error) {
+	trs, err := st.UnfinishedPlans(ctx, p.now())
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, tr := range trs {
+		var req Request
+		if err := json.Unmarshal([]byte(tr.PlanSpec), &req); err != nil {
+			return n, fmt.Errorf("plan %s: read the recorded request: %w", tr.Key, err)
+		}
+		if _, err := p.Plan(ctx, st, req); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// chunkable reports whether req may be planned in chunks.
+func (p *Planner) chunkable(req Request) bool {
+	if p.chunkSize <= 0 || req.EscalatesID != 0 {
+		return false
+	}
+	for _, t := range req.Targets {
+		if t.selector != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // PlanTx selects each target's audience, renders one message per
@@ -173,6 +248,14 @@ func (p *Planner) Plan(ctx context.Context, st *store.Store, req Request) (Outco
 // message cannot be rendered (a missing Welsh template, a template error)
 // it returns an error and tx must be rolled back: nothing is half-planned.
 func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
+	return p.planTx(tx, req, false)
+}
+
+// planLease is how long a planner's claim on an unfinished plan lasts
+// without a commit before another process may finish it.
+const planLease = time.Minute
+
+func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, error) {
 	if err := p.check(req); err != nil {
 		return Outcome{}, err
 	}
@@ -186,9 +269,37 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 		return Outcome{}, err
 	}
 	out := Outcome{TriggerID: tr.ID, Key: tr.Key, Created: created, ByChannel: map[string]int{}}
-	if !created {
+	cursor, resumed := "", false
+	switch {
+	case created && chunked:
+		if err := p.precheck(tx, req); err != nil {
+			return out, err
+		}
+		spec, err := json.Marshal(req)
+		if err != nil {
+			return out, fmt.Errorf("plan %s: record the request: %w", req.Key, err)
+		}
+		if err := tx.SetPlanning(tr.ID, string(spec), "", p.now().Add(planLease)); err != nil {
+			return out, err
+		}
+	case created:
+	case tr.PlanUntil.IsZero():
 		out.Queued = tr.Planned
 		return out, nil
+	case tr.PlanUntil.After(p.now()):
+		// Another planner is at work on it.
+		n, err := tx.CountPlanned(tr.ID)
+		out.Queued, out.Planning = n, true
+		return out, err
+	default:
+		// Its planner died part-way: finish the plan it recorded.
+		if err := json.Unmarshal([]byte(tr.PlanSpec), &req); err != nil {
+			return out, fmt.Errorf("plan %s: read the recorded request: %w", req.Key, err)
+		}
+		if err := tx.SetPlanning(tr.ID, "", tr.PlanCursor, p.now().Add(planLease)); err != nil {
+			return out, err
+		}
+		now, cursor, resumed, chunked = tr.CreatedAt, tr.PlanCursor, true, true
 	}
 	enq, err := tx.Enqueuer(tr.ID)
 	if err != nil {
@@ -197,15 +308,67 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 	defer enq.Close()
 	type suppression struct{ channel, kind, reason string }
 	suppressed := map[suppression]int{}
+	report := func() {
+		if p.observer == nil || len(suppressed) == 0 {
+			return
+		}
+		batch := suppressed
+		suppressed = map[suppression]int{}
+		tx.AfterCommit(func() {
+			for k, n := range batch {
+				for range n {
+					p.observer.Observed(k.channel, channels.Kind(k.kind), store.StatusSuppressed, k.reason, 0)
+				}
+			}
+		})
+	}
 	req.triggerID = tr.ID
 	if req.Ack != nil {
 		req.ackDue = now.Add(req.Ack.Within)
+		// Before any delivery asking for acknowledgement is committed.
+		if err := tx.SetAckPolicy(store.AckPolicy{TriggerID: tr.ID, Within: req.Ack.Within, Quorum: req.Ack.Quorum, Ladder: req.Ack.Ladder,
+			Deputy: req.Ack.Deputy, DueAt: req.ackDue}); err != nil {
+			return out, err
+		}
 	}
-	err = p.each(tx, req, now, func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
+	// Chunks: the first is small so the first message goes at once; the
+	// rest are larger so planning keeps its pace.
+	limit, inChunk, last, committed := p.firstChunk, 0, "", resumed
+	err = p.each(tx, req, now, cursor, func(nd *store.NewDelivery, r templates.Rendered, locale string, renderErr error) error {
+		if chunked && nd.SubscriberID != last && last != "" && inChunk >= limit {
+			// A subscriber's deliveries are never split across chunks, so
+			// the cursor says exactly who is planned.
+			report()
+			if err := tx.SetPlanning(tr.ID, "", last, p.now().Add(planLease)); err != nil {
+				return err
+			}
+			if p.onCommit != nil {
+				tx.AfterCommit(p.onCommit)
+			}
+			if err := enq.Continue(); err != nil {
+				return err
+			}
+			// Chunks double up to ChunkSize: each commit early on lets the
+			// dispatcher claim what is there, later ones keep planning fast.
+			committed, inChunk, limit = true, 0, min(2*limit, max(p.chunkSize, p.firstChunk))
+		}
+		last = nd.SubscriberID
+		inChunk++
+		if renderErr != nil {
+			if !committed {
+				return renderErr // nothing is committed yet: nothing is planned
+			}
+			nd.Status, nd.Reason, nd.Detail = store.StatusFailed, "render_error", renderErr.Error()
+			nd.Subject, nd.Text, nd.HTML = "", "", ""
+			out.Failed++
+			if len(out.Errors) < 10 {
+				out.Errors = append(out.Errors, renderErr.Error())
+			}
+		}
 		// each hands over every subscriber × channel once and the trigger
 		// is new, so every delivery here is a new row.
 		nd.IncidentID = tr.IncidentID
-		nd.Ack = req.Ack != nil && nd.Status != store.StatusSuppressed
+		nd.Ack = req.Ack != nil && nd.Status != store.StatusSuppressed && nd.Status != store.StatusFailed
 		nd.EscalatesID = req.EscalatesID
 		if nd.Reason == "capped" {
 			if err := p.foldIntoDigest(tx, nd, r, locale, now); err != nil {
@@ -220,6 +383,7 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 		case nd.Status == store.StatusSuppressed:
 			out.Suppressed++
 			suppressed[suppression{nd.Channel, nd.Kind, nd.Reason}]++
+		case nd.Status == store.StatusFailed:
 		default:
 			out.Queued++
 			out.ByChannel[nd.Channel]++
@@ -240,25 +404,49 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 			return out, err
 		}
 	}
-	if err := tx.SetPlanned(tr.ID, enq.Written()); err != nil {
-		return out, err
-	}
-	if a := req.Ack; a != nil {
-		if err := tx.SetAckPolicy(store.AckPolicy{TriggerID: tr.ID, Within: a.Within, Quorum: a.Quorum, Ladder: a.Ladder, Deputy: a.Deputy,
-			DueAt: req.ackDue}); err != nil {
+	planned := enq.Written()
+	if resumed {
+		if planned, err = tx.CountPlanned(tr.ID); err != nil {
 			return out, err
 		}
 	}
-	if p.observer != nil && len(suppressed) > 0 {
-		tx.AfterCommit(func() {
-			for k, n := range suppressed {
-				for range n {
-					p.observer.Observed(k.channel, channels.Kind(k.kind), store.StatusSuppressed, k.reason, 0)
+	if chunked {
+		if err := tx.FinishPlanning(tr.ID, planned); err != nil {
+			return out, err
+		}
+	} else if err := tx.SetPlanned(tr.ID, planned); err != nil {
+		return out, err
+	}
+	report()
+	return out, nil
+}
+
+// precheck renders, before anything of a chunked plan is committed, every
+// template the request needs in every locale subscribers have, with the
+// trigger's data: a missing translation or a broken template stops the
+// plan with nothing written, as it would in one transaction.
+func (p *Planner) precheck(tx *store.Tx, req Request) error {
+	locales, err := tx.SubscriberLocales()
+	if err != nil {
+		return err
+	}
+	base, err := p.baseData(tx, req, p.now())
+	if err != nil {
+		return err
+	}
+	for _, t := range req.Targets {
+		for _, ch := range t.Channels {
+			kind := p.kinds[ch]
+			for _, l := range locales {
+				d := base
+				d.RecipientID, d.RecipientLocale = l[1], l[0]
+				if _, err := p.tmpl.Render(t.Event, kind, l[0], d); err != nil {
+					return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, t.Event, kind, l[1], l[0], err)
 				}
 			}
-		})
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // each selects every target's audience and renders one delivery per
@@ -266,7 +454,7 @@ func (p *Planner) PlanTx(tx *store.Tx, req Request) (Outcome, error) {
 // goroutine. Rendering runs in parallel (see renderPipeline). A subscriber
 // reached on the same channel through two targets gets the first target's
 // message only.
-func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *store.NewDelivery, r templates.Rendered, locale string) error) error {
+func (p *Planner) each(tx *store.Tx, req Request, now time.Time, after string, fn func(nd *store.NewDelivery, r templates.Rendered, locale string, renderErr error) error) error {
 	optOuts, err := tx.OptOuts()
 	if err != nil {
 		return err
@@ -299,18 +487,18 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, fn func(nd *sto
 		var r templates.Rendered
 		if j.slot != nil {
 			if err := j.slot.err; err != nil {
-				return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, j.event, j.nd.Kind, j.nd.SubscriberID, j.locale, err)
+				return fn(&j.nd, r, j.locale, fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, j.event, j.nd.Kind, j.nd.SubscriberID, j.locale, err))
 			}
 			r = j.slot.fitted(p.channels[j.nd.Channel].MaxSegments, j.locale)
 			j.nd.Subject, j.nd.Text, j.nd.HTML, j.nd.Segments = r.Subject, r.Text, r.HTML, r.Segments
 		}
-		return fn(&j.nd, r, j.locale)
+		return fn(&j.nd, r, j.locale, nil)
 	})
 	// Messages whose templates do not use the recipient's id or name are
 	// rendered once per group of recipients who share everything else.
 	groups := map[renderGroup]*renderSlot{}
 	var seen []string // channels already planned for this subscriber
-	err = tx.EachSubscriberCommitted(func(s *subscribers.Subscriber) error {
+	err = tx.EachSubscriberAfter(after, func(s *subscribers.Subscriber) error {
 		var data *templates.Data
 		seen = seen[:0]
 		for _, t := range req.Targets {

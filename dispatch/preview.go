@@ -132,7 +132,13 @@ func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, p
 func (p *Planner) dryRun(ctx context.Context, st *store.Store, req Request, fn func(*store.NewDelivery, templates.Rendered, string) error) error {
 	errRollback := errors.New("dry run: roll back")
 	err := st.Write(ctx, func(tx *store.Tx) error {
-		if err := p.each(tx, req, p.now(), fn); err != nil {
+		err := p.each(tx, req, p.now(), "", func(nd *store.NewDelivery, r templates.Rendered, locale string, renderErr error) error {
+			if renderErr != nil {
+				return renderErr
+			}
+			return fn(nd, r, locale)
+		})
+		if err != nil {
 			return err
 		}
 		return errRollback

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
@@ -40,6 +41,11 @@ type Trigger struct {
 	IncidentID string
 	Planned    int
 	CreatedAt  time.Time
+	// Planning in chunks (see SetPlanning): the planner's lease, zero once
+	// planning is complete; the last subscriber planned; the request.
+	PlanUntil  time.Time
+	PlanCursor string
+	PlanSpec   string
 }
 
 // CreateTrigger inserts tr unless a trigger with the same key exists. It
@@ -54,12 +60,83 @@ func (t *Tx) CreateTrigger(tr *Trigger) (bool, error) {
 		return false, fmt.Errorf("store: insert trigger %s: %w", tr.Key, err)
 	}
 	n, _ := res.RowsAffected()
-	var created int64
-	if err := t.queryRow(`SELECT id, planned, created_at FROM triggers WHERE key=?`, tr.Key).Scan(&tr.ID, &tr.Planned, &created); err != nil {
+	var created, until int64
+	if err := t.queryRow(`SELECT id, planned, created_at, plan_until, plan_cursor, plan_spec FROM triggers WHERE key=?`, tr.Key).Scan(
+		&tr.ID, &tr.Planned, &created, &until, &tr.PlanCursor, &tr.PlanSpec); err != nil {
 		return false, fmt.Errorf("store: read trigger %s: %w", tr.Key, err)
 	}
-	tr.CreatedAt = fromMS(created)
+	tr.CreatedAt, tr.PlanUntil = fromMS(created), fromMS(until)
 	return n == 1, nil
+}
+
+// SetPlanning records that the trigger's planning is unfinished: spec is
+// the request needed to finish it, cursor the last subscriber whose
+// deliveries are written, until the planner's lease. Another process
+// finishes the plan only once the lease has run out.
+func (t *Tx) SetPlanning(triggerID int64, spec, cursor string, until time.Time) error {
+	_, err := t.exec(`UPDATE triggers SET plan_spec=CASE WHEN ?='' THEN plan_spec ELSE ? END, plan_cursor=?, plan_until=? WHERE id=?`,
+		spec, spec, cursor, ms(until), triggerID)
+	if err != nil {
+		return fmt.Errorf("store: record planning of trigger %d: %w", triggerID, err)
+	}
+	return nil
+}
+
+// FinishPlanning marks the trigger's planning complete with n deliveries.
+func (t *Tx) FinishPlanning(triggerID int64, n int) error {
+	_, err := t.exec(`UPDATE triggers SET planned=?, plan_spec='', plan_cursor='', plan_until=0 WHERE id=?`, n, triggerID)
+	if err != nil {
+		return fmt.Errorf("store: finish planning of trigger %d: %w", triggerID, err)
+	}
+	return nil
+}
+
+// CountPlanned counts the trigger's deliveries.
+func (t *Tx) CountPlanned(triggerID int64) (int, error) {
+	var n int
+	err := t.queryRow(`SELECT COUNT(*) FROM deliveries WHERE trigger_id=?`, triggerID).Scan(&n)
+	return n, err
+}
+
+// UnfinishedPlans lists triggers whose planning stopped part-way and whose
+// planner's lease ran out before now: a process died while planning them.
+func (s *Store) UnfinishedPlans(ctx context.Context, now time.Time) ([]Trigger, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT id, key, kind, name, incident_id, created_at, plan_until, plan_cursor, plan_spec FROM triggers
+		WHERE plan_until != 0 AND plan_until < ? ORDER BY id`, ms(now))
+	if err != nil {
+		return nil, fmt.Errorf("store: unfinished plans: %w", err)
+	}
+	defer rows.Close()
+	var out []Trigger
+	for rows.Next() {
+		var tr Trigger
+		var created, until int64
+		if err := rows.Scan(&tr.ID, &tr.Key, &tr.Kind, &tr.Name, &tr.IncidentID, &created, &until, &tr.PlanCursor, &tr.PlanSpec); err != nil {
+			return nil, err
+		}
+		tr.CreatedAt, tr.PlanUntil = fromMS(created), fromMS(until)
+		out = append(out, tr)
+	}
+	return out, rows.Err()
+}
+
+// SubscriberLocales lists the distinct locales of all subscribers, each
+// with the first subscriber (by id) who has it.
+func (t *Tx) SubscriberLocales() ([][2]string, error) {
+	rows, err := t.query(`SELECT locale, MIN(id) FROM subscribers GROUP BY locale ORDER BY MIN(id)`)
+	if err != nil {
+		return nil, fmt.Errorf("store: subscriber locales: %w", err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var l, id string
+		if err := rows.Scan(&l, &id); err != nil {
+			return nil, err
+		}
+		out = append(out, [2]string{l, id})
+	}
+	return out, rows.Err()
 }
 
 // SetPlanned records how many deliveries the trigger produced.
@@ -129,19 +206,40 @@ func insertDeliveries(n int, trigger, now int64) string {
 
 // Enqueuer prepares to write the deliveries of triggerID.
 func (t *Tx) Enqueuer(triggerID int64) (*Enqueuer, error) {
-	now := ms(t.s.now())
-	ins, err := t.tx.PrepareContext(t.ctx, insertDeliveries(enqueueBatch, triggerID, now))
-	if err != nil {
-		return nil, fmt.Errorf("store: prepare delivery insert: %w", err)
+	e := &Enqueuer{t: t, trigger: triggerID, bodies: map[[32]byte]int64{}, now: ms(t.s.now()),
+		pending: make([]any, 0, enqueueBatch*deliveryCols)}
+	if err := e.prepare(); err != nil {
+		return nil, err
 	}
-	msgIns, err := t.tx.PrepareContext(t.ctx, `INSERT INTO messages(hash,subject,text,html,segments) VALUES(?,?,?,?,?)
+	return e, nil
+}
+
+func (e *Enqueuer) prepare() error {
+	ins, err := e.t.tx.PrepareContext(e.t.ctx, insertDeliveries(enqueueBatch, e.trigger, e.now))
+	if err != nil {
+		return fmt.Errorf("store: prepare delivery insert: %w", err)
+	}
+	msgIns, err := e.t.tx.PrepareContext(e.t.ctx, `INSERT INTO messages(hash,subject,text,html,segments) VALUES(?,?,?,?,?)
 		ON CONFLICT(hash) DO UPDATE SET hash=excluded.hash RETURNING id`)
 	if err != nil {
 		ins.Close()
-		return nil, fmt.Errorf("store: prepare message insert: %w", err)
+		return fmt.Errorf("store: prepare message insert: %w", err)
 	}
-	return &Enqueuer{t: t, trigger: triggerID, ins: ins, msgIns: msgIns, bodies: map[[32]byte]int64{}, now: now,
-		pending: make([]any, 0, enqueueBatch*deliveryCols)}, nil
+	e.ins, e.msgIns = ins, msgIns
+	return nil
+}
+
+// Continue writes what is pending, commits the transaction (Tx.Continue)
+// and prepares the Enqueuer's statements on the next one.
+func (e *Enqueuer) Continue() error {
+	if err := e.Flush(); err != nil {
+		return err
+	}
+	e.Close()
+	if err := e.t.Continue(); err != nil {
+		return err
+	}
+	return e.prepare()
 }
 
 // Add queues one delivery for writing; it is written with the next full
@@ -197,7 +295,7 @@ func (e *Enqueuer) write(st *sql.Stmt) error {
 	if st != nil {
 		res, err = st.ExecContext(e.t.ctx, e.pending...)
 	} else {
-		res, err = e.t.exec(insertDeliveries(len(e.pending)/deliveryCols, e.trigger, e.now), e.pending...)
+		res, err = e.t.execUncached(insertDeliveries(len(e.pending)/deliveryCols, e.trigger, e.now), e.pending...)
 	}
 	if err != nil {
 		return fmt.Errorf("store: insert deliveries of trigger %d: %w", e.trigger, err)

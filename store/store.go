@@ -25,11 +25,19 @@ var schemaV1 string
 // database gets schemaV1 and then every upgrade, so both paths end equal.
 // schema.sql is the schema of the first release and does not change
 // again: a later change is a new entry here and SchemaVersion+1.
-var upgrades = []string{}
+var upgrades = []string{
+	// v2: planning in chunks. A large trigger's deliveries are committed a
+	// chunk at a time so sending starts at once; the trigger keeps what
+	// is needed to finish planning after a crash.
+	`ALTER TABLE triggers ADD COLUMN plan_spec TEXT NOT NULL DEFAULT '';   -- the request, while planning is unfinished
+	 ALTER TABLE triggers ADD COLUMN plan_cursor TEXT NOT NULL DEFAULT ''; -- the last subscriber planned
+	 ALTER TABLE triggers ADD COLUMN plan_until INTEGER NOT NULL DEFAULT 0; -- the planner's lease; 0 once planning is complete
+	 CREATE INDEX triggers_planning ON triggers(plan_until) WHERE plan_until != 0;`,
+}
 
 // SchemaVersion is the schema this binary writes. A database with a newer
 // version is refused rather than damaged.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Store is an open crier database.
 type Store struct {

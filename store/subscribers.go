@@ -82,7 +82,7 @@ func (t *Tx) RemoveSubscribersNotIn(source string, keep []string) (int64, error)
 // EachSubscriber calls fn for every subscriber inside the transaction, in
 // id order, without holding them all in memory.
 func (t *Tx) EachSubscriber(fn func(*subscribers.Subscriber) error) error {
-	return eachSubscriber(t.ctx, t.tx, fn)
+	return eachSubscriber(t.ctx, t.tx, "", fn)
 }
 
 // EachSubscriberCommitted calls fn for every subscriber as last committed,
@@ -90,21 +90,27 @@ func (t *Tx) EachSubscriber(fn func(*subscribers.Subscriber) error) error {
 // change subscribers reads them in parallel with its own inserts instead of
 // taking turns with them on the one writer connection.
 func (t *Tx) EachSubscriberCommitted(fn func(*subscribers.Subscriber) error) error {
-	return eachSubscriber(t.ctx, t.s.r, fn)
+	return eachSubscriber(t.ctx, t.s.r, "", fn)
+}
+
+// EachSubscriberAfter is EachSubscriberCommitted for the subscribers
+// whose id sorts after the given one (planning resumed after a crash).
+func (t *Tx) EachSubscriberAfter(after string, fn func(*subscribers.Subscriber) error) error {
+	return eachSubscriber(t.ctx, t.s.r, after, fn)
 }
 
 // Subscribers lists every subscriber in id order.
 func (s *Store) Subscribers(ctx context.Context) ([]subscribers.Subscriber, error) {
 	var out []subscribers.Subscriber
-	err := eachSubscriber(ctx, s.r, func(sub *subscribers.Subscriber) error {
+	err := eachSubscriber(ctx, s.r, "", func(sub *subscribers.Subscriber) error {
 		out = append(out, *sub)
 		return nil
 	})
 	return out, err
 }
 
-func eachSubscriber(ctx context.Context, q querier, fn func(*subscribers.Subscriber) error) error {
-	rows, err := q.QueryContext(ctx, `SELECT id,name,roles,nations,tags,locale,locale_recorded,locale_source,timezone,phone,email,slack,quiet_start,quiet_end,opted_out FROM subscribers ORDER BY id`)
+func eachSubscriber(ctx context.Context, q querier, after string, fn func(*subscribers.Subscriber) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT id,name,roles,nations,tags,locale,locale_recorded,locale_source,timezone,phone,email,slack,quiet_start,quiet_end,opted_out FROM subscribers WHERE id > ? ORDER BY id`, after)
 	if err != nil {
 		return fmt.Errorf("store: list subscribers: %w", err)
 	}

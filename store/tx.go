@@ -29,23 +29,46 @@ func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	defer tx.Rollback()
 	t := &Tx{tx: tx, ctx: ctx, s: s}
 	defer func() {
+		_ = t.tx.Rollback() // no-op after a commit; frees the connection
 		if len(t.unprepared) > 0 {
-			_ = tx.Rollback() // no-op after a commit; frees the connection
 			s.prepare(context.WithoutCancel(ctx), t.unprepared)
 		}
 	}()
 	if err := fn(t); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := t.tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
 	for _, f := range t.after {
 		f()
 	}
+	return nil
+}
+
+// Continue commits what t has written so far, runs its after-commit
+// functions and carries on in a new transaction: a large plan commits a
+// chunk at a time. Statements prepared on the old transaction (an
+// Enqueuer's) must be prepared again.
+func (t *Tx) Continue() error {
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	after := t.after
+	t.after = nil
+	for _, f := range after {
+		f()
+	}
+	// Between the two transactions the writer is free: whoever was told
+	// by an after-commit function (a dispatcher claiming what was just
+	// committed) and is waiting for it gets it before this carries on.
+	tx, err := t.s.w.BeginTx(t.ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	t.tx = tx
 	return nil
 }
 
@@ -61,6 +84,12 @@ func (t *Tx) query(q string, args ...any) (*sql.Rows, error) {
 		return st.QueryContext(t.ctx, args...)
 	}
 	return t.tx.QueryContext(t.ctx, q, args...)
+}
+
+// execUncached runs a statement that is built for one use (its text holds
+// values), keeping it out of the statement cache.
+func (t *Tx) execUncached(q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(t.ctx, q, args...)
 }
 
 func (t *Tx) queryRow(q string, args ...any) *sql.Row {

@@ -52,6 +52,7 @@ func (a *app) serve(ctx context.Context) error {
 	if err := a.disp.Recover(ctx); err != nil {
 		return err
 	}
+	a.resumePlans(ctx)
 	if err := a.sched.CatchUp(ctx); err != nil {
 		a.log.Error("catching up missed briefings", "err", err)
 	}
@@ -93,6 +94,7 @@ func (a *app) serve(ctx context.Context) error {
 			if err := a.sched.CheckAlarms(runCtx, a.st, a, a.watches()); err != nil && runCtx.Err() == nil {
 				a.log.Error("missed-briefing check", "err", err)
 			}
+			a.resumePlans(runCtx)
 			select {
 			case <-runCtx.Done():
 				return
@@ -161,4 +163,17 @@ func (a *app) twilioWebhooks() *server.TwilioOptions {
 	}
 	return &server.TwilioOptions{AuthToken: w.TwilioAuthToken, PublicURL: a.cfg.Server.PublicURL, Store: a.st,
 		Replies: server.SMSReplies{HelpText: r.HelpText, UnknownText: r.UnknownText, AckDigit: r.AckDigit}}
+}
+
+// resumePlans finishes plans a process left part-way (it died while
+// committing a large broadcast chunk by chunk).
+func (a *app) resumePlans(ctx context.Context) {
+	n, err := a.planner.ResumePlans(ctx, a.st)
+	if err != nil && ctx.Err() == nil {
+		a.log.Error("finishing plans left part-way", "err", err)
+	}
+	if n > 0 {
+		a.log.Warn("finished plans a stopped process left part-way", "count", n)
+		a.disp.Notify()
+	}
 }

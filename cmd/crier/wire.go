@@ -199,7 +199,7 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 	}
 	a.planner = dispatch.NewPlanner(dispatch.PlannerOptions{Templates: tmpl, Channels: kinds, Audiences: auds, Retry: cfg.Retry, Now: e.now,
 		DashboardURL: cfg.Server.PublicURL, Rules: rules, CriticalOverridesOptOut: cfg.SMSReplies.CriticalOverridesOptOut, Observer: a.metrics,
-		Acks: a.acks})
+		Acks: a.acks, OnCommit: a.disp.Notify})
 	a.esc = dispatch.NewEscalator(st, a.planner, dispatch.EscalatorOptions{Log: log})
 	a.sched = scheduler.New(st, briefer{a}, scheduler.Options{Grace: cfg.Schedule.Grace, Now: e.now, Log: log})
 	for _, name := range sortedKeys(cfg.Briefings) {
