@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -123,20 +124,26 @@ func (s *Store) UnfinishedPlans(ctx context.Context, now time.Time) ([]Trigger, 
 // SubscriberLocales lists the distinct locales of all subscribers, each
 // with the first subscriber (by id) who has it.
 func (t *Tx) SubscriberLocales() ([][2]string, error) {
-	rows, err := t.query(`SELECT locale, MIN(id) FROM subscribers GROUP BY locale ORDER BY MIN(id)`)
-	if err != nil {
-		return nil, fmt.Errorf("store: subscriber locales: %w", err)
-	}
-	defer rows.Close()
+	// One index seek per locale rather than a scan of every subscriber.
 	var out [][2]string
-	for rows.Next() {
+	for {
 		var l, id string
-		if err := rows.Scan(&l, &id); err != nil {
-			return nil, err
+		var err error
+		if len(out) == 0 {
+			err = t.queryRow(`SELECT locale, id FROM subscribers ORDER BY locale, id LIMIT 1`).Scan(&l, &id)
+		} else {
+			err = t.queryRow(`SELECT locale, id FROM subscribers WHERE locale > ? ORDER BY locale, id LIMIT 1`, out[len(out)-1][0]).Scan(&l, &id)
+		}
+		if errNoRows(err) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: subscriber locales: %w", err)
 		}
 		out = append(out, [2]string{l, id})
 	}
-	return out, rows.Err()
+	slices.SortFunc(out, func(a, b [2]string) int { return strings.Compare(a[1], b[1]) })
+	return out, nil
 }
 
 // SetPlanned records how many deliveries the trigger produced.

@@ -32,7 +32,8 @@ var upgrades = []string{
 	`ALTER TABLE triggers ADD COLUMN plan_spec TEXT NOT NULL DEFAULT '';   -- the request, while planning is unfinished
 	 ALTER TABLE triggers ADD COLUMN plan_cursor TEXT NOT NULL DEFAULT ''; -- the last subscriber planned
 	 ALTER TABLE triggers ADD COLUMN plan_until INTEGER NOT NULL DEFAULT 0; -- the planner's lease; 0 once planning is complete
-	 CREATE INDEX triggers_planning ON triggers(plan_until) WHERE plan_until != 0;`,
+	 CREATE INDEX triggers_planning ON triggers(plan_until) WHERE plan_until != 0;
+	 CREATE INDEX subscribers_locale ON subscribers(locale, id); -- the locales a plan checks templates for, without a scan`,
 }
 
 // SchemaVersion is the schema this binary writes. A database with a newer

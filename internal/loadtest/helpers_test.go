@@ -45,10 +45,11 @@ func newRig(tb testing.TB, n int, ch channels.Channel, limits dispatch.Limits, r
 	if err != nil {
 		tb.Fatal(err)
 	}
-	planner := dispatch.NewPlanner(dispatch.PlannerOptions{Templates: tmpl, Channels: map[string]channels.Kind{ch.Name(): ch.Kind()},
-		Audiences: []dispatch.Audience{{Name: "all", Selector: subscribers.Selector{Roles: []string{"staff"}}}}, Retry: retry})
 	disp := dispatch.New(st, dispatch.Options{Retry: retry, Poll: 5 * time.Millisecond})
 	disp.AddChannel(ch, limits)
+	planner := dispatch.NewPlanner(dispatch.PlannerOptions{Templates: tmpl, Channels: map[string]channels.Kind{ch.Name(): ch.Kind()},
+		Audiences: []dispatch.Audience{{Name: "all", Selector: subscribers.Selector{Roles: []string{"staff"}}}}, Retry: retry,
+		OnCommit: disp.Notify})
 	return &rig{st: st, planner: planner, disp: disp, ch: ch}
 }
 
