@@ -26,7 +26,7 @@ func (s *Sender) classifyDial(ctx context.Context, err error) error {
 		return channels.Temporary(channels.ReasonUnknown, "", 0, err)
 	}
 	if cause := ended(ctx); cause != nil {
-		return s.interrupted(cause, err)
+		return s.interrupted(cause, err, false)
 	}
 	wrapped := s.scrub(fmt.Errorf("email: connect to %s: %w", net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port)), err))
 	var te *textproto.Error
@@ -51,45 +51,43 @@ func (s *Sender) classifyDial(ctx context.Context, err error) error {
 	return channels.Temporary(channels.ReasonNetwork, "", 0, wrapped)
 }
 
-// classifySend reads a failure during the transaction. go-mail reports
-// network failures and timeouts as *mail.SendError with code 0 and
-// IsTemp() false, so the reply code decides, and for code 0 the
-// connection's own record of what went wrong.
+// classifySend reads a failed transaction: the server's reply code when
+// it refused (and at which stage), otherwise the connection's own record
+// of what went wrong. A failure after the whole message was written,
+// waiting for its reply, may have delivered it: that one is in doubt.
 func (s *Sender) classifySend(ctx context.Context, err error, c *conn) error {
-	var se *mail.SendError
+	var se *sendError
 	if !errors.As(err, &se) {
 		return s.classifyDial(ctx, err)
 	}
 	wrapped := s.scrub(fmt.Errorf("email: %w", err))
-	code := se.ErrorCode()
-	if code == 0 {
-		switch se.Reason {
-		case mail.ErrGetSender, mail.ErrGetRcpts:
-			return channels.Permanent(channels.ReasonRejected, "", wrapped)
-		case mail.ErrNoUnencoded:
-			return channels.Permanent(channels.ReasonConfig, "", wrapped)
+	if te := se.refused(); te != nil {
+		code := strconv.Itoa(te.Code)
+		switch {
+		case isAuthCode(te.Code):
+			return channels.Permanent(channels.ReasonAuth, code, wrapped)
+		case te.Code >= 500 && se.stage == stageRcpt && badAddress(te.Code, enhancedCode(te.Msg)):
+			return channels.Permanent(channels.ReasonBadAddress, code, wrapped)
+		case te.Code >= 500:
+			return channels.Permanent(channels.ReasonRejected, code, wrapped)
+		default:
+			// 4xx, 421 included: the server is busy, greylisting or going
+			// down; none of that is about rate.
+			return channels.Temporary(channels.ReasonServer, code, 0, wrapped)
 		}
-		if cause := ended(ctx); cause != nil {
-			return s.interrupted(cause, err)
-		}
-		if ioErr := c.raw.ioErr(); ioErr != nil && isTimeout(ioErr) {
-			return channels.Temporary(channels.ReasonTimeout, "", 0, wrapped)
-		}
-		return channels.Temporary(channels.ReasonNetwork, "", 0, wrapped)
 	}
-	codeStr := strconv.Itoa(code)
-	switch {
-	case isAuthCode(code):
-		return channels.Permanent(channels.ReasonAuth, codeStr, wrapped)
-	case code >= 500 && se.Reason == mail.ErrSMTPRcptTo && badAddress(code, enhancedCode(se)):
-		return channels.Permanent(channels.ReasonBadAddress, codeStr, wrapped)
-	case code >= 500:
-		return channels.Permanent(channels.ReasonRejected, codeStr, wrapped)
-	default:
-		// 4xx, 421 included: the server is busy, greylisting or going
-		// down; none of that is about rate.
-		return channels.Temporary(channels.ReasonServer, codeStr, 0, wrapped)
+	maybeSent := se.maybeSent()
+	if cause := ended(ctx); cause != nil {
+		return s.interrupted(cause, err, maybeSent)
 	}
+	temporary := channels.Temporary
+	if maybeSent {
+		temporary = channels.InDoubt
+	}
+	if isTimeout(se.err) || isTimeout(c.raw.ioErr()) {
+		return temporary(channels.ReasonTimeout, "", 0, wrapped)
+	}
+	return temporary(channels.ReasonNetwork, "", 0, wrapped)
 }
 
 // ended is ctx.Err(), or DeadlineExceeded as soon as the deadline has
@@ -116,13 +114,18 @@ func badAddress(code int, enhanced string) bool {
 	return (code == 550 || code == 551 || code == 553) && !strings.HasPrefix(enhanced, "5.7.")
 }
 
-// interrupted is the caller's context ending mid-send.
-func (s *Sender) interrupted(cause, err error) error {
+// interrupted is the caller's context ending mid-send; maybeSent when
+// it ended while the reply to a whole message was awaited.
+func (s *Sender) interrupted(cause, err error, maybeSent bool) error {
 	reason := channels.ReasonUnknown
 	if errors.Is(cause, context.DeadlineExceeded) {
 		reason = channels.ReasonTimeout
 	}
-	return channels.Temporary(reason, "", 0, s.scrub(fmt.Errorf("email: %w: %w", cause, err)))
+	temporary := channels.Temporary
+	if maybeSent {
+		temporary = channels.InDoubt
+	}
+	return temporary(reason, "", 0, s.scrub(fmt.Errorf("email: %w: %w", cause, err)))
 }
 
 // isAuthCode: 530 authentication required, 534 mechanism too weak,
@@ -162,11 +165,8 @@ func isTimeout(err error) bool {
 // enhancedCodeRE finds an RFC 3463 code in a reply's text.
 func enhancedCodeRE() *regexp.Regexp { return regexp.MustCompile(`\b[245]\.\d{1,3}\.\d{1,3}\b`) }
 
-// enhancedCode is the reply's enhanced status code; go-mail only fills it
-// when the server advertised ENHANCEDSTATUSCODES, so read the text too.
-func enhancedCode(se *mail.SendError) string {
-	if c := se.EnhancedStatusCode(); c != "" {
-		return c
-	}
-	return enhancedCodeRE().FindString(se.Error())
+// enhancedCode is the RFC 3463 code in a reply's text, "" if none. It is
+// read whether or not the server advertised ENHANCEDSTATUSCODES.
+func enhancedCode(reply string) string {
+	return enhancedCodeRE().FindString(reply)
 }

@@ -3,6 +3,34 @@
 // connections, gives every message a Message-ID derived from its delivery
 // key (so a resend is recognisable and updates thread in mail clients), and
 // classifies every failure by its SMTP reply code.
+//
+// How a message is sent:
+//
+//   - Connections are opened by go-mail (dial, EHLO, STARTTLS or implicit
+//     TLS, AUTH), which hands over its SMTP client; the channel runs the
+//     transactions itself on it.
+//   - When the server offers PIPELINING (RFC 2920), MAIL FROM, RCPT TO and
+//     DATA go out in one write and their three replies are read in order;
+//     after the 354 the message follows, ended by ".". That is two round
+//     trips per message, with no NOOP before it and no RSET after a
+//     success. Without PIPELINING the commands go one at a time through
+//     go-mail's client. After a refused transaction the connection gets an
+//     RSET before the next message; after a broken one it is closed.
+//   - A broadcast gives many recipients the same subject, text and HTML.
+//     go-mail composes such a content once (MIME structure, encoded
+//     Subject, quoted-printable parts, boundaries); a few recent contents
+//     are kept for up to a minute, and each recipient's message is that
+//     content with its own To, Date, Message-ID, X-Crier-Delivery and, when
+//     threaded, In-Reply-To and References written in their places,
+//     exactly as go-mail would have written them. When one of those values
+//     is not plain printable ASCII (a non-ASCII address, say), go-mail
+//     composes the whole message for that recipient.
+//   - A failure is classified by the stage it happened at (MAIL, RCPT,
+//     DATA, sending the message, waiting for the final reply) and the
+//     reply code. A connection lost after the final "." was written, before
+//     its reply, may have delivered the message: that failure is marked
+//     channels.Error.MaybeSent, so a channel whose in_doubt policy is hold
+//     does not send it again.
 package email
 
 import (
@@ -17,8 +45,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/wneessen/go-mail"
 
 	"github.com/crier-dev/crier/channels"
 	"github.com/crier-dev/crier/internal/fields"
@@ -53,6 +79,9 @@ type Sender struct {
 	now     func() time.Time
 	secrets []string // forms of the password that must never reach an error
 	pool    *pool
+
+	envelopeFrom string // MAIL FROM's address, "<a@b>"
+	contents     contentCache
 }
 
 var _ channels.Channel = (*Sender)(nil)
@@ -78,10 +107,14 @@ func New(name string, c Config, opts ...Option) (*Sender, error) {
 			return nil, fmt.Errorf("email channel %q: password_file %q is empty", name, c.PasswordFile)
 		}
 	}
-	s := &Sender{name: name, cfg: c, now: o.now}
+	s := &Sender{name: name, cfg: c, now: o.now, contents: contentCache{now: time.Now}}
 	s.from, _ = netmail.ParseAddress(c.From) // Validate checked both
 	if c.ReplyTo != "" {
 		s.replyTo, _ = netmail.ParseAddress(c.ReplyTo)
+	}
+	s.envelopeFrom = (&netmail.Address{Address: s.from.Address}).String()
+	if strings.ContainsAny(s.envelopeFrom, "\r\n") {
+		return nil, fmt.Errorf("email channel %q: from: the address contains a line break", name)
 	}
 	if pw := c.Password.Reveal(); pw != "" {
 		s.secrets = []string{pw,
@@ -120,7 +153,7 @@ func (s *Sender) Close() error {
 // dropped while idle is redialled and the message resent on the fresh one
 // before anything is reported, because nothing reached the server.
 func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt, error) {
-	msg, id, err := s.compose(m)
+	o, id, err := s.prepare(m)
 	if err != nil {
 		return channels.Receipt{}, err
 	}
@@ -135,23 +168,22 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 			return channels.Receipt{}, s.classifyDial(ctx, err)
 		}
 	}
-	err = c.send(ctx, msg)
+	reply, err := c.send(ctx, o)
 	if err != nil && !fresh && ended(ctx) == nil && c.stale(err) {
 		c.discard()
 		if c, err = s.pool.dial(ctx); err != nil {
 			s.pool.release(nil)
 			return channels.Receipt{}, s.classifyDial(ctx, err)
 		}
-		err = c.send(ctx, msg)
+		reply, err = c.send(ctx, o)
 	}
-	delivered := err == nil || msg.IsDelivered() // a failed RSET after the 250 is not a failed delivery
 	if c.keep(err) {
 		s.pool.release(c)
 	} else {
 		c.discard()
 		s.pool.release(nil)
 	}
-	if !delivered {
+	if err != nil {
 		return channels.Receipt{}, s.classifySend(ctx, err, c)
 	}
 	thread := m.Thread
@@ -159,47 +191,10 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 		thread = id
 	}
 	status := "250"
-	if r := msg.ServerResponse(); r != "" {
-		status += " " + r
+	if reply != "" {
+		status += " " + reply
 	}
 	return channels.Receipt{ProviderID: id, Status: status, Thread: thread}, nil
-}
-
-// compose builds the message; its failures are about this message only.
-func (s *Sender) compose(m channels.Message) (*mail.Msg, string, error) {
-	if m.Key == "" {
-		return nil, "", channels.Permanent(channels.ReasonRejected, "",
-			errors.New("email: message has no delivery key to derive its Message-ID from"))
-	}
-	msg := mail.NewMsg(mail.WithNoDefaultUserAgent())
-	msg.FromMailAddress(s.from)
-	if s.replyTo != nil {
-		msg.SetAddrHeaderFromMailAddress(mail.HeaderReplyTo, s.replyTo)
-	}
-	if err := msg.To(m.Address); err != nil {
-		return nil, "", channels.Permanent(channels.ReasonBadAddress, "", fmt.Errorf("email: recipient: %w", err))
-	}
-	bare := s.messageID(m.Key)
-	msg.SetMessageIDWithValue(bare) // adds the angle brackets
-	id := "<" + bare + ">"
-	if m.Thread != "" {
-		ref, err := threadRef(m.Thread)
-		if err != nil {
-			return nil, "", channels.Permanent(channels.ReasonRejected, "", err)
-		}
-		msg.SetGenHeader(mail.HeaderInReplyTo, ref)
-		msg.SetGenHeader(mail.HeaderReferences, ref)
-	}
-	msg.SetDateWithValue(s.now())
-	msg.Subject(m.Subject)
-	msg.SetGenHeader("X-Crier-Delivery", m.Key)
-	// RFC 3834: stops out-of-office replies to an incident bulletin.
-	msg.SetGenHeader("Auto-Submitted", "auto-generated")
-	msg.SetBodyString(mail.TypeTextPlain, m.Text)
-	if m.HTML != "" {
-		msg.AddAlternativeString(mail.TypeTextHTML, m.HTML)
-	}
-	return msg, id, nil
 }
 
 // messageID is 32 hex digits of SHA-256(key) + "@" + domain (the

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 )
 
 // pool keeps up to PoolSize connections. A slot is taken for every
@@ -35,10 +36,6 @@ func newPool(c Config, tc *tls.Config) *pool {
 		mail.WithTimeout(c.Timeout),
 		mail.WithHELO(c.HELO),
 		mail.WithTLSConfig(tc),
-		// No NOOP probe before and after every message: two round trips
-		// of seven. A dead idle connection shows on MAIL instead, which
-		// stale recognises; RSET stays, as the reference advises.
-		mail.WithoutNoop(),
 	}
 	switch c.TLS {
 	case TLSStartTLS:
@@ -145,7 +142,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = mc.DialWithContext(ctx)
+	sc, err := mc.DialToSMTPClientWithContext(ctx)
 	release()
 	if err != nil {
 		if c.raw != nil {
@@ -153,60 +150,25 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 		}
 		return nil, err
 	}
-	c.mc = mc
+	c.sc = sc
+	// The extensions from the server's last EHLO reply, which go-mail
+	// repeats after STARTTLS.
+	c.pipelining, _ = sc.Extension("PIPELINING")
+	c.eightBitMIME, _ = sc.Extension("8BITMIME")
+	c.smtpUTF8, _ = sc.Extension("SMTPUTF8")
 	return c, nil
 }
 
-// conn is one pooled SMTP session.
+// conn is one pooled SMTP session: go-mail's client on the tracked
+// connection, and the extensions the server offered on it.
 type conn struct {
-	mc      *mail.Client
+	sc      *smtp.Client
 	raw     *trackedConn
 	timeout time.Duration
-}
 
-// send transmits one message, bounded by ctx as well as the timeout.
-func (c *conn) send(ctx context.Context, msg *mail.Msg) error {
-	release := c.raw.bind(ctx)
-	defer release()
-	// go-mail extends the deadline only after its NOOP probe, and an idle
-	// connection's deadline has long passed: extend it first.
-	_ = c.raw.SetDeadline(time.Now().Add(c.timeout))
-	return c.mc.Send(msg)
-}
-
-// stale reports whether err says the server had hung up on this idle
-// connection before our message began, so a resend on a fresh one is safe.
-func (c *conn) stale(err error) bool {
-	var se *mail.SendError
-	if !errors.As(err, &se) {
-		return false
-	}
-	switch se.Reason {
-	case mail.ErrConnCheck: // go-mail knew the connection was gone
-		return true
-	case mail.ErrSMTPMailFrom:
-		// MAIL met a closed line, or the "421 4.4.2 idle timeout" the
-		// server left behind when it hung up; nothing was accepted.
-		return (se.ErrorCode() == 0 && hungUp(c.raw.ioErr())) || se.ErrorCode() == 421
-	}
-	return false
-}
-
-// keep reports whether the connection is fit for the next message.
-func (c *conn) keep(err error) bool {
-	if err == nil {
-		return true
-	}
-	if c.raw.failed() {
-		return false
-	}
-	var se *mail.SendError
-	if !errors.As(err, &se) || se.ErrorCode() == 0 || se.ErrorCode() == 421 || se.Reason == mail.ErrSMTPReset {
-		return false
-	}
-	// The server refused this message but is still talking; go-mail does
-	// not RSET after a DATA failure, so do it before reuse.
-	return c.mc.Reset() == nil
+	pipelining   bool // RFC 2920
+	eightBitMIME bool // RFC 6152: MAIL FROM says BODY=8BITMIME, as go-mail does
+	smtpUTF8     bool // RFC 6531: MAIL FROM says SMTPUTF8 when an address needs it
 }
 
 // discard drops the connection without a word: it is broken or in doubt.
@@ -215,7 +177,7 @@ func (c *conn) discard() { _ = c.raw.Conn.Close() }
 // quit ends the session politely, but never waits long for it.
 func (c *conn) quit() {
 	_ = c.raw.SetDeadline(time.Now().Add(min(c.timeout, 2*time.Second)))
-	_ = c.mc.Close()
+	_ = c.sc.Quit()
 	_ = c.raw.Conn.Close()
 }
 
