@@ -17,7 +17,15 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 	// Sends get their own context: a stop lets them finish within Grace.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	jobs := make(chan store.Claimed)
+	// Buffered: the lane claims the next batch while the workers still
+	// send the last one, so they are not left waiting on the claim. A
+	// serial lane (Slack threads) hands over one at a time, so that its
+	// wait for recorded outcomes after a batch covers the whole batch.
+	buffer := max(16, min(512, ln.limits.Concurrency*32))
+	if ln.ch.Kind() == channels.KindSlack {
+		buffer = 0
+	}
+	jobs := make(chan store.Claimed, buffer)
 	var wg sync.WaitGroup
 	for range ln.limits.Concurrency {
 		wg.Add(1)
@@ -183,7 +191,13 @@ func (d *Dispatcher) skip(ln *lane, c store.Claimed) (store.Result, bool) {
 func (d *Dispatcher) outcome(ln *lane, c store.Claimed, rcpt channels.Receipt, err error) store.Result {
 	now := d.opts.Now()
 	if err == nil {
-		return store.Result{ID: c.ID, Status: store.StatusSent, ProviderID: rcpt.ProviderID, Segments: rcpt.Segments, Detail: rcpt.Status, Thread: rcpt.Thread}
+		r := store.Result{ID: c.ID, Status: store.StatusSent, ProviderID: rcpt.ProviderID, Segments: rcpt.Segments, Detail: rcpt.Status}
+		if c.IncidentID != "" && c.Thread == "" {
+			// The first message about an incident to this place: later
+			// ones thread under it. Without an incident there is no thread.
+			r.Thread = rcpt.Thread
+		}
+		return r
 	}
 	reason, retryable, after := channels.Classify(err)
 	detail := err.Error()

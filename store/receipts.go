@@ -220,7 +220,7 @@ func (s *Store) ReceiptDelivery(ctx context.Context, d, sid string) (int64, erro
 		return 0, fmt.Errorf("store: no delivery for this receipt: %w", ErrNotFound)
 	}
 	var id int64
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE provider_id=? ORDER BY id LIMIT 1`, sid).Scan(&id)
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE provider_id=? AND provider_id != '' AND kind='sms' ORDER BY id LIMIT 1`, sid).Scan(&id)
 	if errNoRows(err) {
 		return 0, fmt.Errorf("store: no delivery with provider id %s: %w", sid, ErrNotFound)
 	}

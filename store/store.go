@@ -33,7 +33,11 @@ var upgrades = []string{
 	 ALTER TABLE triggers ADD COLUMN plan_cursor TEXT NOT NULL DEFAULT ''; -- the last subscriber planned
 	 ALTER TABLE triggers ADD COLUMN plan_until INTEGER NOT NULL DEFAULT 0; -- the planner's lease; 0 once planning is complete
 	 CREATE INDEX triggers_planning ON triggers(plan_until) WHERE plan_until != 0;
-	 CREATE INDEX subscribers_locale ON subscribers(locale, id); -- the locales a plan checks templates for, without a scan`,
+	 CREATE INDEX subscribers_locale ON subscribers(locale, id); -- the locales a plan checks templates for, without a scan
+	 -- Only SMS receipts look a delivery up by its provider id: an email's
+	 -- Message-ID (random by design) need not be indexed on every send.
+	 DROP INDEX deliveries_provider;
+	 CREATE INDEX deliveries_provider ON deliveries(provider_id) WHERE provider_id != '' AND kind = 'sms';`,
 }
 
 // SchemaVersion is the schema this binary writes. A database with a newer
