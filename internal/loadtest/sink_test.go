@@ -1,0 +1,97 @@
+package loadtest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/textproto"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/crier-dev/crier/channels/channeltest"
+)
+
+// BenchmarkSMTPSink_Ceiling measures the SMTP sink the email benchmarks
+// send to, on its own: 16 connections of a minimal pipelined client (no
+// composing, no database) send 100,000 pre-built messages of each size.
+// What it reaches is the most any sender can get through that sink on
+// this machine, and the CPU it reports per message (client and sink, in
+// this process) is the sink's share of the email benchmarks' budget.
+func BenchmarkSMTPSink_Ceiling(b *testing.B) {
+	for _, size := range []struct {
+		name  string
+		bytes int
+	}{{"message_1.6KB", 1600}, {"briefing_14KB", 14_000}} {
+		b.Run(size.name, func(b *testing.B) {
+			peer := channeltest.NewSMTPPeer(b, channeltest.SMTPDiscard())
+			line := strings.Repeat("=E2=80=94 quoted-printable text of a rendered briefing, as go-mail wr=\r\n", 1)
+			msg := "Subject: ceiling\r\nTo: <a@example.org>\r\n\r\n" + strings.Repeat(line, size.bytes/len(line)) + ".\r\n"
+			const conns, total = 16, 100_000
+			for i := 0; i < b.N; i++ {
+				var wg sync.WaitGroup
+				cpu0, start := cpuTime(), time.Now()
+				for range conns {
+					wg.Go(func() {
+						if err := sinkClient(peer.Host, peer.Port, msg, total/conns); err != nil {
+							b.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				elapsed, cpu := time.Since(start), cpuTime()-cpu0
+				b.ReportMetric(total/elapsed.Seconds(), "msgs/s")
+				b.ReportMetric(float64(cpu.Microseconds())/total, "cpu_µs/msg")
+			}
+		})
+	}
+}
+
+// sinkClient sends n copies of msg (headers, body, final ".") on one
+// pipelined connection.
+func sinkClient(host string, port int, msg string, n int) error {
+	nc, err := net.Dial("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	c := textproto.NewConn(nc)
+	c.W = bufio.NewWriterSize(nc, 32<<10)
+	if _, _, err := c.ReadResponse(220); err != nil {
+		return err
+	}
+	if err := c.PrintfLine("EHLO ceiling.example.org"); err != nil {
+		return err
+	}
+	if _, _, err := c.ReadResponse(250); err != nil {
+		return err
+	}
+	for range n {
+		_, _ = c.W.WriteString("MAIL FROM:<briefings@example.org>\r\nRCPT TO:<a@example.org>\r\nDATA\r\n")
+		if err := c.W.Flush(); err != nil {
+			return err
+		}
+		for _, code := range []int{250, 250, 354} {
+			if _, _, err := c.ReadResponse(code); err != nil {
+				return err
+			}
+		}
+		_, _ = c.W.WriteString(msg)
+		if err := c.W.Flush(); err != nil {
+			return err
+		}
+		if _, _, err := c.ReadResponse(250); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
