@@ -300,6 +300,7 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 			return out, err
 		}
 		now, cursor, resumed, chunked = tr.CreatedAt, tr.PlanCursor, true, true
+		out.Created = true // new deliveries are planned: those its planner did not reach
 	}
 	enq, err := tx.Enqueuer(tr.ID)
 	if err != nil {

@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/crier-dev/crier/dispatch"
 	"github.com/crier-dev/crier/scheduler"
 )
 
@@ -51,9 +53,13 @@ func briefCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if out.Created {
+				switch {
+				case out.Created:
 					fmt.Fprintf(e.stdout, "briefing %s: planned %d deliveries (%d suppressed) under trigger %s\n", args[0], out.Queued, out.Suppressed, out.Key)
-				} else {
+					printFailed(e.stdout, out)
+				case out.Planning:
+					fmt.Fprintf(e.stdout, "briefing %s is being planned by another crier process (trigger %s, %d deliveries so far)\n", args[0], out.Key, out.Queued)
+				default:
 					fmt.Fprintf(e.stdout, "briefing %s was already sent this minute (trigger %s): not sending it twice\n", args[0], out.Key)
 				}
 				return a.deliver(ctx, []int64{out.TriggerID}, wait)
@@ -88,9 +94,13 @@ func sendCmd(e *env) *cobra.Command {
 				if err != nil {
 					return usageError{err}
 				}
-				if out.Created {
+				switch {
+				case out.Created:
 					fmt.Fprintf(e.stdout, "planned %d deliveries (%d suppressed) under trigger %s\n", out.Queued, out.Suppressed, out.Key)
-				} else {
+					printFailed(e.stdout, out)
+				case out.Planning:
+					fmt.Fprintf(e.stdout, "this message is being planned by another crier process (trigger %s, %d deliveries so far)\n", out.Key, out.Queued)
+				default:
 					fmt.Fprintf(e.stdout, "this message was already sent (trigger %s): not sending it twice\n", out.Key)
 				}
 				return a.deliver(ctx, []int64{out.TriggerID}, wait)
@@ -189,5 +199,17 @@ func backupCmd(e *env) *cobra.Command {
 				return nil
 			})
 		},
+	}
+}
+
+// printFailed reports deliveries a plan wrote as failed because their
+// message could not be rendered for them.
+func printFailed(w io.Writer, out dispatch.Outcome) {
+	if out.Failed == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%d deliveries could not be rendered and are logged as failed (reason render_error):\n", out.Failed)
+	for _, e := range out.Errors {
+		fmt.Fprintf(w, "  %s\n", e)
 	}
 }
