@@ -50,6 +50,22 @@ type Channel interface {
 	Send(ctx context.Context, m Message) (Receipt, error)
 }
 
+// BatchSender is a Channel that sends several messages more cheaply
+// together than one at a time (SMTP: one connection, each message's
+// commands pipelined behind the previous message). The dispatcher hands it
+// messages it has already paced and checked; the results are in the same
+// order, one per message, each as Send would have returned it.
+type BatchSender interface {
+	Channel
+	SendBatch(ctx context.Context, ms []Message) []Result
+}
+
+// Result is one message's outcome in a batch.
+type Result struct {
+	Receipt Receipt
+	Err     error
+}
+
 // Message is one rendered message for one address.
 type Message struct {
 	// DeliveryID is the delivery's row id in the log.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,7 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 		buffer = 0
 	}
 	jobs := make(chan store.Claimed, buffer)
+	bs, batching := ln.ch.(channels.BatchSender)
 	var wg sync.WaitGroup
 	for range ln.limits.Concurrency {
 		wg.Add(1)
@@ -33,10 +35,29 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 			defer wg.Done()
 			for c := range jobs {
 				if ctx.Err() != nil {
-					rec.add(store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "stopped", Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()})
+					rec.add(d.stopped(c))
 					continue
 				}
-				rec.add(d.send(ctx, sendCtx, ln, c))
+				if !batching {
+					rec.add(d.send(ctx, sendCtx, ln, c))
+					continue
+				}
+				// Take whatever else is already waiting, up to a batch:
+				// a busy lane sends in batches, an idle one at once.
+				batch := []store.Claimed{c}
+			more:
+				for len(batch) < maxSendBatch {
+					select {
+					case next, ok := <-jobs:
+						if !ok {
+							break more
+						}
+						batch = append(batch, next)
+					default:
+						break more
+					}
+				}
+				d.sendBatch(ctx, sendCtx, ln, bs, batch, rec)
 			}
 		}()
 	}
@@ -82,7 +103,7 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 			case jobs <- c:
 			case <-ctx.Done():
 				for _, r := range claimed[i:] {
-					rec.add(store.Result{ID: r.ID, Status: store.StatusQueued, Reason: "stopped", Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()})
+					rec.add(d.stopped(r))
 				}
 				return
 			}
@@ -124,19 +145,72 @@ func (ln *lane) pause(until time.Time) {
 	}
 }
 
+// maxSendBatch is the most messages a worker hands a BatchSender at once.
+const maxSendBatch = 16
+
+// stopped puts a claimed delivery back in the queue, unsent.
+func (d *Dispatcher) stopped(c store.Claimed) store.Result {
+	return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "stopped", Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()}
+}
+
 // send paces, sends and classifies one claimed delivery.
 func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claimed) store.Result {
-	m := channels.Message{DeliveryID: c.ID, Key: c.Key, Address: c.Address, Subject: c.Subject, Text: c.Text, HTML: c.HTML,
-		IncidentID: c.IncidentID, Thread: c.Thread, Metadata: map[string]string{"delivery_id": fmt.Sprint(c.ID), "trigger": c.TriggerKey}}
+	m, r, ok := d.pace(ctx, ln, c)
+	if !ok {
+		return r
+	}
+	// Latency is a real duration, whatever clock the dispatcher is given.
+	start := time.Now()
+	rcpt, err := ln.ch.Send(sendCtx, m)
+	return d.observe(ln, d.outcome(ln, c, rcpt, err), time.Since(start))
+}
+
+// sendBatch paces each claimed delivery, sends those still due in one
+// batch and records every outcome. Each message's latency is the batch's:
+// the time from handing it over to knowing its outcome, at most.
+func (d *Dispatcher) sendBatch(ctx, sendCtx context.Context, ln *lane, bs channels.BatchSender, cs []store.Claimed, rec *recorder) {
+	ready := make([]store.Claimed, 0, len(cs))
+	msgs := make([]channels.Message, 0, len(cs))
+	for _, c := range cs {
+		if ctx.Err() != nil {
+			rec.add(d.stopped(c))
+			continue
+		}
+		m, r, ok := d.pace(ctx, ln, c)
+		if !ok {
+			rec.add(r)
+			continue
+		}
+		ready, msgs = append(ready, c), append(msgs, m)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	start := time.Now()
+	res := bs.SendBatch(sendCtx, msgs)
+	latency := time.Since(start)
+	for i, c := range ready {
+		var out channels.Result
+		if i < len(res) {
+			out = res[i]
+		} else {
+			out.Err = channels.Temporary(channels.ReasonUnknown, "", 0, fmt.Errorf("%s: no result for this message in its batch", ln.ch.Name()))
+		}
+		rec.add(d.observe(ln, d.outcome(ln, c, out.Receipt, out.Err), latency))
+	}
+}
+
+// pace builds c's message and waits for the channel's pacing. ok is false
+// when c must not be sent now; r then says what becomes of it.
+func (d *Dispatcher) pace(ctx context.Context, ln *lane, c store.Claimed) (m channels.Message, r store.Result, ok bool) {
+	m = channels.Message{DeliveryID: c.ID, Key: c.Key, Address: c.Address, Subject: c.Subject, Text: c.Text, HTML: c.HTML,
+		IncidentID: c.IncidentID, Thread: c.Thread, Metadata: map[string]string{"delivery_id": strconv.FormatInt(c.ID, 10), "trigger": c.TriggerKey}}
 	if c.IncidentID != "" {
 		m.Metadata["incident_id"] = c.IncidentID
 		m.ThreadSummary = fmt.Sprintf("%s %s: %s (%s)", strings.ToUpper(c.IncidentSeverity), c.IncidentID, c.IncidentTitle, c.IncidentStatus)
 	}
-	requeue := func(reason string) store.Result {
-		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: reason, Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()}
-	}
 	if r, skip := d.skip(ln, c); skip {
-		return r
+		return m, r, false
 	}
 	if ln.limiter != nil {
 		n := 1
@@ -144,23 +218,23 @@ func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claime
 			n = min(c.Segments, ln.limiter.Burst())
 		}
 		if err := ln.limiter.WaitN(ctx, n); err != nil {
-			return requeue("stopped")
+			return m, d.stopped(c), false
 		}
 	}
 	if p, ok := ln.ch.(Pacer); ok {
 		if err := p.Wait(ctx, m); err != nil {
-			return requeue("stopped")
+			return m, d.stopped(c), false
 		}
 	}
 	// Pacing may have waited: look again before sending.
 	if r, skip := d.skip(ln, c); skip {
-		return r
+		return m, r, false
 	}
-	// Latency is a real duration, whatever clock the dispatcher is given.
-	start := time.Now()
-	rcpt, err := ln.ch.Send(sendCtx, m)
-	latency := time.Since(start)
-	r := d.outcome(ln, c, rcpt, err)
+	return m, store.Result{}, true
+}
+
+// observe tells the observer about an outcome and returns it.
+func (d *Dispatcher) observe(ln *lane, r store.Result, latency time.Duration) store.Result {
 	if d.opts.Observer != nil {
 		d.opts.Observer.Observed(ln.ch.Name(), ln.ch.Kind(), r.Status, r.Reason, latency)
 	}
