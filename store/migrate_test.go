@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// schemaOf lists every table and index with its SQL, as SQLite keeps it.
+func schemaOf(t *testing.T, db *sql.DB) map[string]string {
+	t.Helper()
+	rows, err := db.Query(`SELECT name, COALESCE(sql,'') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var name, q string
+		if err := rows.Scan(&name, &q); err != nil {
+			t.Fatal(err)
+		}
+		out[name] = q
+	}
+	return out
+}
+
+// A database of the first release (schema v1) opens under this version:
+// it is upgraded in place, keeps its rows, and ends with exactly the
+// schema a new database gets.
+func TestOpen_UpgradesFirstReleaseDatabase(t *testing.T) {
+	ctx := context.Background()
+	old := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", dsn(old, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(schemaV1); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	for _, q := range []string{
+		`PRAGMA user_version = 1`,
+		`INSERT INTO triggers(id,key,kind,name,planned,created_at) VALUES(1,'send:old','send','old',2,` + itoa(now) + `)`,
+		`INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,status,provider_id,created_at,updated_at)
+			VALUES(1,'ann','sms','sms','+447400123456','sent','SM123',` + itoa(now) + `,` + itoa(now) + `),
+			      (1,'ann','email','email','ann@example.org','sent','<abc@crier>',` + itoa(now) + `,` + itoa(now) + `)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+
+	st, err := Open(ctx, old)
+	if err != nil {
+		t.Fatalf("Open of a v1 database: %v", err)
+	}
+	defer st.Close()
+	var v int
+	if err := st.w.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != SchemaVersion {
+		t.Fatalf("user_version = %d, %v; want %d", v, err, SchemaVersion)
+	}
+	tr := &Trigger{Key: "send:old"}
+	if err := st.Write(ctx, func(tx *Tx) error { _, err := tx.CreateTrigger(tr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if tr.Planned != 2 || !tr.PlanUntil.IsZero() || tr.PlanSpec != "" {
+		t.Errorf("the old trigger after the upgrade: %+v, want planned 2 and no planning in progress", tr)
+	}
+	id, err := st.ReceiptDelivery(ctx, "", "SM123")
+	if err != nil || id == 0 {
+		t.Errorf("the old SMS found by its provider id: %d, %v", id, err)
+	}
+
+	fresh, err := Open(ctx, filepath.Join(t.TempDir(), "new.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	got, want := schemaOf(t, st.w), schemaOf(t, fresh.w)
+	for name, q := range want {
+		if got[name] != q {
+			t.Errorf("%s after the upgrade:\n%s\nin a new database:\n%s", name, got[name], q)
+		}
+	}
+	for name := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s is left over after the upgrade", name)
+		}
+	}
+	if !strings.Contains(want["deliveries_provider"], "kind = 'sms'") {
+		t.Errorf("deliveries_provider = %q, want it limited to SMS", want["deliveries_provider"])
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
