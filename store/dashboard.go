@@ -68,10 +68,10 @@ func (s *Store) Trigger(ctx context.Context, id int64) (Trigger, error) {
 }
 
 // RecentTriggers lists the latest triggers that planned at least one
-// delivery, newest first: the broadcasts, briefings and incident alerts an
-// operator may want to follow.
+// delivery, or are being planned a chunk at a time, newest first: the
+// broadcasts, briefings and incident alerts an operator may want to follow.
 func (s *Store) RecentTriggers(ctx context.Context, limit int) ([]Trigger, error) {
-	return s.triggers(ctx, `WHERE planned > 0 ORDER BY id DESC LIMIT ?`, limit)
+	return s.triggers(ctx, `WHERE planned > 0 OR plan_until != 0 ORDER BY id DESC LIMIT ?`, limit)
 }
 
 func (s *Store) triggers(ctx context.Context, tail string, args ...any) ([]Trigger, error) {
