@@ -16,6 +16,12 @@
 //     success. Without PIPELINING the commands go one at a time through
 //     go-mail's client. After a refused transaction the connection gets an
 //     RSET before the next message; after a broken one it is closed.
+//   - SendBatch sends several messages on one connection. With PIPELINING
+//     each message's data and "." share a write with the next message's
+//     MAIL FROM, RCPT TO and DATA, so a message costs one round trip; a
+//     refused transaction is ended by an RSET written ahead of the next
+//     group. Messages the server never took anything of when a connection
+//     was lost go on a fresh one within the same call.
 //   - A broadcast gives many recipients the same subject, text and HTML.
 //     go-mail composes such a content once (MIME structure, encoded
 //     Subject, quoted-printable parts, boundaries); a few recent contents
@@ -70,7 +76,7 @@ func WithTLSConfig(c *tls.Config) Option { return func(o *options) { o.tls = c }
 func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Sender delivers email through one SMTP server. It is safe for concurrent
-// use; each pooled connection carries one message at a time.
+// use; each pooled connection carries one message or one batch at a time.
 type Sender struct {
 	name    string
 	cfg     Config
@@ -186,15 +192,7 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 	if err != nil {
 		return channels.Receipt{}, s.classifySend(ctx, err, c)
 	}
-	thread := m.Thread
-	if thread == "" {
-		thread = id
-	}
-	status := "250"
-	if reply != "" {
-		status += " " + reply
-	}
-	return channels.Receipt{ProviderID: id, Status: status, Thread: thread}, nil
+	return receipt(&m, id, reply), nil
 }
 
 // messageID is 32 hex digits of SHA-256(key) + "@" + domain (the

@@ -31,10 +31,49 @@ type scriptServer struct {
 	done chan struct{}
 
 	mu      sync.Mutex
-	rcpt    string     // the reply to RCPT TO, "" for 250
-	batches [][]string // command lines, grouped by what arrived together
-	msgs    [][]byte   // messages as they arrived (dot-stuffed, without the final ".")
+	rcpt    string            // the reply to RCPT TO, "" for 250
+	rcptTo  map[string]string // the reply to RCPT TO for one address, over rcpt
+	strict  bool              // DATA without an accepted recipient gets 554, not 354
+	okFirst int               // messages per connection answered 250 before after applies
+	batches [][]string        // command lines, grouped by what arrived together
+	msgs    [][]byte          // messages as they arrived (dot-stuffed, without the final ".")
+	wire    []wireChunk       // the client's bytes, cut wherever the server wrote
 	conns   []net.Conn
+}
+
+// wireChunk is what a client wrote between two of the server's replies on
+// connection conn (counting from 1).
+type wireChunk struct {
+	conn int
+	data string
+}
+
+// wireRecorder cuts what the client sends into wireChunks: a chunk ends
+// when the server writes.
+type wireRecorder struct {
+	net.Conn
+	s     *scriptServer
+	id    int
+	chunk int // index of this connection's open chunk in s.wire, -1 if none
+}
+
+func (r *wireRecorder) Read(b []byte) (int, error) {
+	n, err := r.Conn.Read(b)
+	if n > 0 {
+		r.s.mu.Lock()
+		if r.chunk < 0 {
+			r.s.wire = append(r.s.wire, wireChunk{conn: r.id})
+			r.chunk = len(r.s.wire) - 1
+		}
+		r.s.wire[r.chunk].data += string(b[:n])
+		r.s.mu.Unlock()
+	}
+	return n, err
+}
+
+func (r *wireRecorder) Write(b []byte) (int, error) {
+	r.chunk = -1
+	return r.Conn.Write(b)
 }
 
 func newScriptServer(t *testing.T, after afterMessage, ext ...string) *scriptServer {
@@ -52,8 +91,9 @@ func newScriptServer(t *testing.T, after afterMessage, ext ...string) *scriptSer
 			}
 			s.mu.Lock()
 			s.conns = append(s.conns, c)
+			id := len(s.conns)
 			s.mu.Unlock()
-			go s.serve(c)
+			go s.serve(&wireRecorder{Conn: c, s: s, id: id, chunk: -1})
 		}
 	}()
 	t.Cleanup(func() {
@@ -80,6 +120,8 @@ func (s *scriptServer) serve(c net.Conn) {
 	reply := func(lines ...string) { _, _ = c.Write([]byte(strings.Join(lines, "\r\n") + "\r\n")) }
 	reply("220 script ESMTP")
 	var batch []string
+	accepted := 0 // recipients accepted in the current transaction
+	sent := 0     // messages on this connection
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -105,14 +147,29 @@ func (s *scriptServer) serve(c net.Conn) {
 		case "RCPT":
 			s.mu.Lock()
 			answer := s.rcpt
+			if a, ok := s.rcptTo[strings.Trim(strings.TrimPrefix(line, "RCPT TO:"), "<>")]; ok {
+				answer = a
+			}
 			s.mu.Unlock()
 			if answer == "" {
 				answer = "250 2.1.5 ok"
 			}
+			if strings.HasPrefix(answer, "2") {
+				accepted++
+			}
 			reply(answer)
 		case "MAIL", "RSET", "NOOP":
+			accepted = 0
 			reply("250 2.0.0 ok")
 		case "DATA":
+			s.mu.Lock()
+			strict := s.strict
+			s.mu.Unlock()
+			if strict && accepted == 0 {
+				reply("554 5.5.1 no valid recipients")
+				continue
+			}
+			accepted = 0
 			reply("354 go ahead")
 			var msg bytes.Buffer
 			for {
@@ -127,7 +184,13 @@ func (s *scriptServer) serve(c net.Conn) {
 			}
 			s.mu.Lock()
 			s.msgs = append(s.msgs, msg.Bytes())
+			okFirst := s.okFirst
 			s.mu.Unlock()
+			sent++
+			if sent <= okFirst {
+				reply("250 2.0.0 queued as 42")
+				continue
+			}
 			switch s.after {
 			case hangUp:
 				return
@@ -150,6 +213,49 @@ func (s *scriptServer) setRcpt(reply string) {
 	s.mu.Lock()
 	s.rcpt = reply
 	s.mu.Unlock()
+}
+
+// setRcptTo makes the server answer RCPT TO for addr with reply.
+func (s *scriptServer) setRcptTo(addr, reply string) {
+	s.mu.Lock()
+	if s.rcptTo == nil {
+		s.rcptTo = map[string]string{}
+	}
+	s.rcptTo[addr] = reply
+	s.mu.Unlock()
+}
+
+// setStrict makes DATA without an accepted recipient get 554, as real
+// servers answer, instead of 354.
+func (s *scriptServer) setStrict() {
+	s.mu.Lock()
+	s.strict = true
+	s.mu.Unlock()
+}
+
+// setOKFirst makes the server answer the first n messages on each
+// connection with 250 before its afterMessage applies.
+func (s *scriptServer) setOKFirst(n int) {
+	s.mu.Lock()
+	s.okFirst = n
+	s.mu.Unlock()
+}
+
+// chunks returns what the clients wrote so far, cut wherever the server
+// wrote.
+func (s *scriptServer) chunks() []wireChunk {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]wireChunk(nil), s.wire...)
+}
+
+// drop closes every connection accepted so far without a word.
+func (s *scriptServer) drop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
 }
 
 // connections is the number of connections accepted so far.

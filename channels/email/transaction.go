@@ -83,8 +83,22 @@ func (c *conn) send(ctx context.Context, o *outgoing) (string, error) {
 // reads their three replies in order, and on 354 sends the message: two
 // round trips in all.
 func (c *conn) sendPipelined(o *outgoing) (string, error) {
-	t := c.sc.Text
-	w := t.W
+	c.writeGroup(o)
+	if err := c.sc.Text.W.Flush(); err != nil {
+		return "", &sendError{stage: stageMail, err: err}
+	}
+	if failed := c.readGroup(); failed != nil {
+		return "", failed
+	}
+	if o.shared != nil {
+		return c.sendMessage(o, nil)
+	}
+	return c.sendMessage(o, c.sc.Text.DotWriter())
+}
+
+// writeGroup buffers o's MAIL FROM, RCPT TO and DATA, unflushed.
+func (c *conn) writeGroup(o *outgoing) {
+	w := c.sc.Text.W
 	_, _ = w.WriteString("MAIL FROM:")
 	_, _ = w.WriteString(o.from)
 	if c.eightBitMIME {
@@ -96,9 +110,13 @@ func (c *conn) sendPipelined(o *outgoing) (string, error) {
 	_, _ = w.WriteString("\r\nRCPT TO:")
 	_, _ = w.WriteString(o.rcpt)
 	_, _ = w.WriteString("\r\nDATA\r\n")
-	if err := w.Flush(); err != nil {
-		return "", &sendError{stage: stageMail, err: err}
-	}
+}
+
+// readGroup reads the replies to a pipelined MAIL FROM, RCPT TO and DATA
+// in order. nil means the server answered DATA with 354 and waits for the
+// message.
+func (c *conn) readGroup() *sendError {
+	t := c.sc.Text
 	var failed *sendError
 	for _, st := range [...]struct {
 		stage  stage
@@ -122,19 +140,13 @@ func (c *conn) sendPipelined(o *outgoing) (string, error) {
 				failed = se
 			}
 			failed.desync = true
-			return "", failed
+			return failed
 		}
 		if failed == nil {
 			failed = se
 		}
 	}
-	if failed != nil {
-		return "", failed
-	}
-	if o.shared != nil {
-		return c.sendMessage(o, nil)
-	}
-	return c.sendMessage(o, t.DotWriter())
+	return failed
 }
 
 // sendStepwise is the transaction one command at a time, through

@@ -1,0 +1,329 @@
+package email
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"net/textproto"
+	"time"
+
+	"github.com/crier-dev/crier/channels"
+)
+
+var _ channels.BatchSender = (*Sender)(nil)
+
+// batchItem is one message of a batch on its way through SendBatch.
+type batchItem struct {
+	m   *channels.Message
+	o   *outgoing
+	id  string
+	out *channels.Result // where its outcome goes
+
+	reply string // the final reply's text, once sent
+	err   error  // the transaction's failure (a *sendError), unclassified
+}
+
+// SendBatch sends ms over one connection and returns one result per
+// message, in order, each as Send would have returned it. With PIPELINING
+// each message's data and "." go out in one write with the next message's
+// MAIL FROM, RCPT TO and DATA (RFC 2920 3.1), so a message costs one round
+// trip; without it the messages go one after the other, stepwise.
+//
+// The configured timeout applies per message: the connection's deadline
+// is renewed whenever a message's commands or data are written.
+//
+// A message the server never took any of (no 354 came) because the
+// connection was lost, or because the server said it was closing (421),
+// is sent on a fresh connection within the call, and so are the messages
+// after it. A connection that delivered nothing before it was lost is
+// replaced once per call; one that delivered a message, or that a server
+// left out of step by answering DATA with 354 after a refused recipient,
+// is always replaced: each of those settled a message, so the dials stay
+// bounded by the batch's length. The first message on a connection is
+// not tried again (Send would report its failure), except that, as in
+// Send, a pooled connection the server had hung up on while it was idle
+// is redialled before anything is reported.
+func (s *Sender) SendBatch(ctx context.Context, ms []channels.Message) []channels.Result {
+	out := make([]channels.Result, len(ms))
+	items := make([]batchItem, 0, len(ms))
+	for i := range ms {
+		o, id, err := s.prepare(ms[i])
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		items = append(items, batchItem{m: &ms[i], o: o, id: id, out: &out[i]})
+	}
+	if len(items) == 0 {
+		return out
+	}
+	fail := func(rest []batchItem, err error) {
+		for i := range rest {
+			rest[i].out.Err = err
+		}
+	}
+	c, err := s.pool.acquire(ctx)
+	if err != nil {
+		fail(items, s.classifyDial(ctx, err))
+		return out
+	}
+	fresh := c == nil
+	if fresh {
+		if c, err = s.pool.dial(ctx); err != nil {
+			s.pool.release(nil)
+			fail(items, s.classifyDial(ctx, err))
+			return out
+		}
+	}
+	spare := true // the one replacement for a connection that delivered nothing
+	for {
+		var n int
+		var stop *sendError
+		if c.pipelining {
+			n, stop = c.sendBatch(ctx, items)
+		} else {
+			n, stop = c.sendEach(ctx, items)
+		}
+		if n == 0 && stop != nil && !fresh && ended(ctx) == nil && c.stale(stop) {
+			// The server had hung up on the idle connection: nothing
+			// reached it.
+			c.discard()
+			fresh = true
+			if c, err = s.pool.dial(ctx); err != nil {
+				s.pool.release(nil)
+				fail(items, s.classifyDial(ctx, err))
+				return out
+			}
+			continue
+		}
+		if n == 0 && stop != nil {
+			// The first message on a connection failed: it is reported
+			// as Send would report it, not tried again.
+			items[0].err = stop
+			n = 1
+		}
+		delivered := false
+		for i := range items[:n] {
+			s.settle(ctx, &items[i], c)
+			delivered = delivered || items[i].err == nil
+		}
+		rest := items[n:]
+		if len(rest) == 0 {
+			if c.keep(items[n-1].err) {
+				s.pool.release(c)
+			} else {
+				c.discard()
+				s.pool.release(nil)
+			}
+			return out
+		}
+		c.discard()
+		if stop != nil {
+			// Lost: a fresh connection for the rest, within bounds.
+			if ended(ctx) != nil || (!delivered && !spare) {
+				s.pool.release(nil)
+				fail(rest, s.classifySend(ctx, stop, c))
+				return out
+			}
+			spare = spare && delivered
+		}
+		if c, err = s.pool.dial(ctx); err != nil {
+			s.pool.release(nil)
+			fail(rest, s.classifyDial(ctx, err))
+			return out
+		}
+		fresh = true
+		items = rest
+	}
+}
+
+// settle turns the outcome of the item's transaction on c into its result.
+func (s *Sender) settle(ctx context.Context, it *batchItem, c *conn) {
+	if it.err != nil {
+		it.out.Err = s.classifySend(ctx, it.err, c)
+		return
+	}
+	it.out.Receipt = receipt(it.m, it.id, it.reply)
+}
+
+// sendBatch runs the transactions of items in order on c, pipelined
+// across messages. It records the outcome of items[:n] and returns n; the
+// server took nothing of items[n:] (no 354 came). stop says why: the
+// connection was lost or is closing, and stop is what the rest are told
+// if no other connection takes them; or nil when the connection is only
+// out of step with the server after a refused message.
+func (c *conn) sendBatch(ctx context.Context, items []batchItem) (n int, stop *sendError) {
+	release := c.raw.bind(ctx)
+	defer release()
+	t := c.sc.Text
+	c.renew()
+	c.writeGroup(items[0].o)
+	if err := t.W.Flush(); err != nil {
+		return 0, &sendError{stage: stageMail, err: err}
+	}
+	rset := false // items[i]'s group follows an RSET
+	for i := range items {
+		it := &items[i]
+		if rset {
+			if _, _, err := t.ReadResponse(250); err != nil {
+				return i, c.cut(rsetFailed(err))
+			}
+		}
+		if se := c.readGroup(); se != nil {
+			if se.unaccepted() {
+				return i, se
+			}
+			it.err = se
+			switch {
+			case se.desync && c.raw.failed():
+				return i + 1, c.cut(se.err)
+			case se.desync:
+				// 354 after a refusal: the server waits for a message
+				// that will not come.
+				return i + 1, nil
+			case i+1 == len(items):
+				return i + 1, nil
+			}
+			// End the refused transaction before the next one.
+			c.renew()
+			_, _ = t.W.WriteString("RSET\r\n")
+			c.writeGroup(items[i+1].o)
+			if err := t.W.Flush(); err != nil {
+				return i + 1, c.cut(err)
+			}
+			rset = true
+			continue
+		}
+		rset = false
+		c.renew()
+		writeData(t.W, it.o)
+		if i+1 < len(items) {
+			c.writeGroup(items[i+1].o)
+		}
+		if err := t.W.Flush(); err != nil {
+			it.err = &sendError{stage: stageBody, err: err, desync: true}
+			return i + 1, c.cut(err)
+		}
+		_, reply, err := t.ReadResponse(250)
+		if err != nil {
+			se := &sendError{stage: stageEnd, err: err}
+			it.err = se
+			if te := se.refused(); te == nil || te.Code == 421 {
+				// Lost, or closing: the next group (if any) went out
+				// with the "." and will get no answer.
+				se.desync = te == nil
+				return i + 1, c.cut(err)
+			}
+			// Ending the data ended the transaction (RFC 5321 4.1.1.4):
+			// the next group needs no RSET.
+			continue
+		}
+		it.reply = reply
+	}
+	return len(items), nil
+}
+
+// sendEach runs the transactions of items one after the other on c with
+// the stepwise code, for a server without PIPELINING, and reports as
+// sendBatch does.
+func (c *conn) sendEach(ctx context.Context, items []batchItem) (n int, stop *sendError) {
+	release := c.raw.bind(ctx)
+	defer release()
+	for i := range items {
+		it := &items[i]
+		c.renew()
+		if i > 0 && items[i-1].err != nil {
+			// The previous transaction was refused on a connection that
+			// is still fine: end it first.
+			if err := c.sc.Reset(); err != nil {
+				return i, c.cut(rsetFailed(err))
+			}
+		}
+		reply, err := c.sendStepwise(it.o)
+		if err == nil {
+			it.reply = reply
+			continue
+		}
+		var se *sendError
+		if !errors.As(err, &se) {
+			se = &sendError{stage: stageMail, err: err, desync: true}
+		}
+		if se.unaccepted() {
+			return i, se
+		}
+		it.err = se
+		if te := se.refused(); te == nil || te.Code == 421 || se.desync || c.raw.failed() {
+			return i + 1, c.cut(se.err)
+		}
+	}
+	return len(items), nil
+}
+
+// renew gives the next step of a transaction the configured timeout.
+func (c *conn) renew() { _ = c.raw.SetDeadline(time.Now().Add(c.timeout)) }
+
+// cut is what the messages after a failure that ended the connection are
+// told when no other connection takes them: err, the failure, unless it is
+// one message's own refusal, which says nothing about them.
+func (c *conn) cut(err error) *sendError {
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code != 421 {
+		if err = c.raw.ioErr(); err == nil {
+			err = errors.New("the server's replies are out of step with the commands")
+		}
+	}
+	return &sendError{stage: stageMail, err: err, desync: true}
+}
+
+// rsetFailed is a failed RSET: a refusal other than 421 says the server is
+// out of step, not that the next message was refused.
+func rsetFailed(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code != 421 {
+		return errors.New("RSET refused: " + te.Error())
+	}
+	return err
+}
+
+// unaccepted reports whether the server took nothing of the message (no
+// 354 came) because the connection was lost or the server said it was
+// closing: sending it on another connection is safe.
+func (e *sendError) unaccepted() bool {
+	if e.stage > stageData {
+		return false
+	}
+	te := e.refused()
+	return te == nil || te.Code == 421
+}
+
+// writeData buffers o's message as DATA carries it: dot-stuffed and ended
+// by ".". Write errors stay in w for its Flush to report.
+func writeData(w *bufio.Writer, o *outgoing) {
+	if o.shared != nil {
+		_ = o.writeData(w)
+		return
+	}
+	// The DotWriter flushes on Close, which would split the message from
+	// the next group: stuff it apart.
+	var b bytes.Buffer
+	bw := bufio.NewWriter(&b)
+	dw := textproto.NewWriter(bw).DotWriter()
+	_ = o.writeTo(dw)
+	_ = dw.Close()
+	_, _ = w.Write(b.Bytes())
+}
+
+// receipt is what Send returns for m, accepted with the final reply's
+// text reply and the Message-ID id.
+func receipt(m *channels.Message, id, reply string) channels.Receipt {
+	thread := m.Thread
+	if thread == "" {
+		thread = id
+	}
+	status := "250"
+	if reply != "" {
+		status += " " + reply
+	}
+	return channels.Receipt{ProviderID: id, Status: status, Thread: thread}
+}
