@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -68,32 +69,40 @@ func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 		}
 	}
 	args = append(args, o.Limit)
-	var ids []int64
 	var out []Claimed
 	err := s.Write(ctx, func(t *Tx) error {
+		// RETURNING carries the row itself: no second read of the claimed
+		// rows. Only what other tables hold is looked up afterwards, and
+		// only where a row needs it.
 		rows, err := t.query(`UPDATE deliveries SET status='sending', attempts=attempts+1, lease_until=?, updated_at=?
-			WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?) RETURNING id`,
+			WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?)
+			RETURNING id, trigger_id, subscriber_id, channel, kind, address, incident_id, attempts, deadline, created_at, COALESCE(message_id,0), priority, next_at`,
 			append([]any{ms(now.Add(o.Lease)), ms(now)}, args...)...)
 		if err != nil {
 			return fmt.Errorf("store: claim: %w", err)
 		}
 		defer rows.Close()
+		var order []claimOrder
 		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
+			var c Claimed
+			var trigger, deadline, created, msgID, next int64
+			var prio int
+			if err := rows.Scan(&c.ID, &trigger, &c.SubscriberID, &c.Channel, &c.Kind, &c.Address, &c.IncidentID, &c.Attempts, &deadline, &created,
+				&msgID, &prio, &next); err != nil {
 				return err
 			}
-			ids = append(ids, id)
+			c.Deadline, c.CreatedAt = fromMS(deadline), fromMS(created)
+			out = append(out, c)
+			order = append(order, claimOrder{trigger: trigger, msg: msgID, prio: prio, next: next})
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		rows.Close()
-		if len(ids) == 0 {
+		if len(out) == 0 {
 			return nil
 		}
-		out, err = claimed(t, ids)
-		return err
+		return s.completeClaimed(t, out, order)
 	})
 	if err != nil {
 		return nil, err
@@ -101,52 +110,101 @@ func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 	return out, nil
 }
 
-func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
+// claimOrder is what a claimed row needs beyond Claimed to be completed
+// and put in claim order.
+type claimOrder struct {
+	trigger, msg int64
+	prio         int
+	next         int64
+}
 
-// claimed reads the claimed rows with what sending them needs, in the
-// claim's order. The ids go in as one JSON array, so the statement text is
-// the same for every claim and is prepared once. Message bodies, shared by
-// many deliveries and never changed once written, come from a small cache.
-func claimed(t *Tx, ids []int64) ([]Claimed, error) {
-	rows, err := t.query(`SELECT d.id, t.key, d.subscriber_id, d.channel, d.kind, d.address, d.incident_id, d.attempts, d.deadline, d.created_at,
-		COALESCE(d.message_id,0), COALESCE(th.ref,''), COALESCE(i.title,''), COALESCE(i.severity,''), COALESCE(i.status,'')
-		FROM deliveries d JOIN triggers t ON t.id=d.trigger_id
-		LEFT JOIN threads th ON th.incident_id=d.incident_id AND th.channel=d.channel AND th.address=d.address AND d.incident_id!=''
-		LEFT JOIN incidents i ON i.id=d.incident_id
-		WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.priority DESC, d.next_at, d.id`, jsonIDs(ids))
-	if err != nil {
-		return nil, fmt.Errorf("store: read claimed: %w", err)
-	}
-	defer rows.Close()
-	out := make([]Claimed, 0, len(ids))
-	msgIDs := make([]int64, 0, len(ids))
-	for rows.Next() {
-		var c Claimed
-		var deadline, created, msgID int64
-		if err := rows.Scan(&c.ID, &c.TriggerKey, &c.SubscriberID, &c.Channel, &c.Kind, &c.Address, &c.IncidentID, &c.Attempts, &deadline, &created,
-			&msgID, &c.Thread, &c.IncidentTitle, &c.IncidentSeverity, &c.IncidentStatus); err != nil {
-			return nil, err
+// completeClaimed fills in what the claimed rows' own columns do not
+// hold: the trigger's key, the message body, and for a delivery about an
+// incident its thread and the incident's state. It then sorts the rows in
+// the claim's order (most urgent first), which RETURNING does not keep.
+func (s *Store) completeClaimed(t *Tx, out []Claimed, order []claimOrder) error {
+	keys := map[int64]string{}
+	msgIDs := make([]int64, len(out))
+	for i := range out {
+		o := order[i]
+		key, ok := keys[o.trigger]
+		if !ok {
+			var err error
+			if key, err = s.triggerKey(t, o.trigger); err != nil {
+				return err
+			}
+			keys[o.trigger] = key
 		}
-		c.Deadline, c.CreatedAt = fromMS(deadline), fromMS(created)
-		c.Key = DeliveryKey(c.TriggerKey, c.SubscriberID, c.Channel)
-		out = append(out, c)
-		msgIDs = append(msgIDs, msgID)
+		out[i].TriggerKey = key
+		out[i].Key = DeliveryKey(key, out[i].SubscriberID, out[i].Channel)
+		msgIDs[i] = o.msg
+		if c := &out[i]; c.IncidentID != "" {
+			err := t.queryRow(`SELECT COALESCE((SELECT ref FROM threads WHERE incident_id=? AND channel=? AND address=?),''),
+				COALESCE(i.title,''), COALESCE(i.severity,''), COALESCE(i.status,'') FROM (SELECT 1) LEFT JOIN incidents i ON i.id=?`,
+				c.IncidentID, c.Channel, c.Address, c.IncidentID).Scan(&c.Thread, &c.IncidentTitle, &c.IncidentSeverity, &c.IncidentStatus)
+			if err != nil {
+				return fmt.Errorf("store: read claimed delivery %d: %w", c.ID, err)
+			}
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close()
-	bodies, err := t.s.bodies.get(t, msgIDs)
+	bodies, err := s.bodies.get(t, msgIDs)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i := range out {
 		if b, ok := bodies[msgIDs[i]]; ok {
 			out[i].Subject, out[i].Text, out[i].HTML, out[i].Segments = b.subject, b.text, b.html, b.segments
 		}
 	}
-	return out, nil
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		oa, ob := order[a], order[b]
+		switch {
+		case oa.prio != ob.prio:
+			return ob.prio - oa.prio
+		case oa.next != ob.next:
+			return cmp.Compare(oa.next, ob.next)
+		}
+		return cmp.Compare(out[a].ID, out[b].ID)
+	})
+	sorted := make([]Claimed, len(out))
+	for i, j := range idx {
+		sorted[i] = out[j]
+	}
+	copy(out, sorted)
+	return nil
 }
+
+// triggerKey returns a trigger's key, which never changes, from a cache.
+func (s *Store) triggerKey(t *Tx, id int64) (string, error) {
+	s.keys.mu.Lock()
+	key, ok := s.keys.m[id]
+	s.keys.mu.Unlock()
+	if ok {
+		return key, nil
+	}
+	if err := t.queryRow(`SELECT key FROM triggers WHERE id=?`, id).Scan(&key); err != nil {
+		return "", fmt.Errorf("store: read trigger %d: %w", id, err)
+	}
+	s.keys.mu.Lock()
+	if s.keys.m == nil || len(s.keys.m) >= 1024 {
+		s.keys.m = map[int64]string{}
+	}
+	s.keys.m[id] = key
+	s.keys.mu.Unlock()
+	return key, nil
+}
+
+// keyCache maps trigger ids to their keys.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[int64]string
+}
+
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 func jsonIDs(ids []int64) string {
 	list := make([]byte, 0, len(ids)*8)

@@ -52,8 +52,9 @@ type Store struct {
 	now  func() time.Time
 	// stmts caches the writer's prepared statements.
 	stmts stmtCache
-	// bodies caches message bodies for claims.
+	// bodies caches message bodies for claims, keys trigger keys.
 	bodies bodyCache
+	keys   keyCache
 }
 
 // Option changes how Open sets up the store.
