@@ -92,6 +92,10 @@ func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 				return err
 			}
 			c.Deadline, c.CreatedAt = fromMS(deadline), fromMS(created)
+			if out == nil {
+				out = make([]Claimed, 0, min(o.Limit, 1024))
+				order = make([]claimOrder, 0, min(o.Limit, 1024))
+			}
 			out = append(out, c)
 			order = append(order, claimOrder{trigger: trigger, msg: msgID, prio: prio, next: next})
 		}
