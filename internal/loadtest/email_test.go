@@ -16,7 +16,7 @@ import (
 
 // BenchmarkBriefing_Email100k sends a 100,000-recipient briefing (the
 // default briefing templates, text and HTML, with three open incidents:
-// about 14 KB on the wire) through the SMTP channel to an in-process
+// about 10.7 KB on the wire) through the SMTP channel to an in-process
 // go-smtp sink that accepts at once. The dispatcher runs as under
 // `crier serve`: planning commits the first chunk and the dispatcher
 // starts sending it while the rest is planned; every delivery is written
@@ -34,7 +34,7 @@ func BenchmarkBriefing_Email100k(b *testing.B) {
 }
 
 // BenchmarkMessage_Email100k is BenchmarkBriefing_Email100k for a short
-// ad-hoc message (the default message template: about 1.6 KB on the wire).
+// ad-hoc message (the default message template: about 2 KB on the wire).
 func BenchmarkMessage_Email100k(b *testing.B) {
 	benchEmail(b, dispatch.Request{Key: "send:bench", Kind: "send", Name: "bench",
 		Subject: "Emergency prescriptions", Body: "Use paper prescriptions until further notice. Details to follow.",

@@ -25,7 +25,7 @@ func BenchmarkSMTPSink_Ceiling(b *testing.B) {
 	for _, size := range []struct {
 		name  string
 		bytes int
-	}{{"message_1.6KB", 1600}, {"briefing_14KB", 14_000}} {
+	}{{"message_2KB", 2_000}, {"briefing_10.7KB", 10_700}} {
 		b.Run(size.name, func(b *testing.B) {
 			peer := channeltest.NewSMTPPeer(b, channeltest.SMTPDiscard())
 			line := strings.Repeat("=E2=80=94 quoted-printable text of a rendered briefing, as go-mail wr=\r\n", 1)
