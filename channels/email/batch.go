@@ -28,12 +28,15 @@ type batchItem struct {
 // message, in order, each as Send would have returned it. With PIPELINING
 // each message's data and "." go out in one write with the next message's
 // MAIL FROM, RCPT TO and DATA (RFC 2920 3.1), so a message costs one round
-// trip; without it the messages go one after the other, stepwise.
+// trip; with CHUNKING too, each message is one write of its commands and
+// its BDAT LAST chunk, also one round trip; without PIPELINING the
+// messages go one after the other, stepwise.
 //
 // The configured timeout applies per message: the connection's deadline
 // is renewed whenever a message's commands or data are written.
 //
-// A message the server never took any of (no 354 came) because the
+// A message the server never took any of (no 354 came; with BDAT, the
+// chunk was cut short or MAIL FROM or RCPT TO went unanswered) because the
 // connection was lost, or because the server said it was closing (421),
 // is sent on a fresh connection within the call, and so are the messages
 // after it. A connection that delivered nothing before it was lost is
@@ -80,9 +83,12 @@ func (s *Sender) SendBatch(ctx context.Context, ms []channels.Message) []channel
 	for {
 		var n int
 		var stop *sendError
-		if c.pipelining {
+		switch {
+		case c.chunking:
+			n, stop = c.sendChunks(ctx, items)
+		case c.pipelining:
 			n, stop = c.sendBatch(ctx, items)
-		} else {
+		default:
 			n, stop = c.sendEach(ctx, items)
 		}
 		if n == 0 && stop != nil && !fresh && ended(ctx) == nil && c.stale(stop) {
@@ -170,7 +176,7 @@ func (c *conn) sendBatch(ctx context.Context, items []batchItem) (n int, stop *s
 				return i, c.cut(rsetFailed(err))
 			}
 		}
-		if se := c.readGroup(); se != nil {
+		if _, se := c.readGroup(false); se != nil {
 			if se.unaccepted() {
 				return i, se
 			}
@@ -220,6 +226,77 @@ func (c *conn) sendBatch(ctx context.Context, items []batchItem) (n int, stop *s
 			continue
 		}
 		it.reply = reply
+	}
+	return len(items), nil
+}
+
+// sendChunks runs the transactions of items in order on c for a server
+// that offers CHUNKING as well as PIPELINING, and reports as sendBatch
+// does. Each message is one write, its MAIL FROM, RCPT TO and BDAT LAST
+// with the whole message, and one round trip: the next is written once
+// the three replies are in. A refused transaction is ended by an RSET
+// written ahead of the next message.
+func (c *conn) sendChunks(ctx context.Context, items []batchItem) (n int, stop *sendError) {
+	release := c.raw.bind(ctx)
+	defer release()
+	t := c.sc.Text
+	rset := false // the previous transaction was refused
+	for i := range items {
+		it := &items[i]
+		c.renew()
+		if rset {
+			_, _ = t.W.WriteString("RSET\r\n")
+		}
+		c.writeChunked(it.o)
+		if err := t.W.Flush(); err != nil {
+			// Lost while writing: the server cannot have accepted part
+			// of a chunk.
+			return i, &sendError{stage: stageMail, err: err, desync: true}
+		}
+		outOfStep := false
+		if rset {
+			if _, _, err := t.ReadResponse(250); err != nil {
+				var te *textproto.Error
+				if !errors.As(err, &te) || te.Code == 421 {
+					// Lost or closing before any reply about the message.
+					return i, c.cut(rsetFailed(err))
+				}
+				// RSET refused: the server is out of step, but the
+				// message went out whole and its replies say what
+				// became of it.
+				outOfStep = true
+			}
+		}
+		reply, se := c.readGroup(true)
+		if se == nil {
+			it.reply = reply
+			rset = false
+			if outOfStep {
+				return i + 1, nil
+			}
+			continue
+		}
+		if se.unaccepted() {
+			return i, se
+		}
+		it.err = se
+		te := se.refused()
+		switch {
+		case se.desync && c.raw.failed():
+			// Lost, after the message was refused or while its reply was
+			// awaited (then it may have been sent).
+			return i + 1, c.cut(se.err)
+		case se.desync || outOfStep:
+			return i + 1, nil
+		case te != nil && te.Code == 421:
+			return i + 1, c.cut(se.err)
+		case i+1 == len(items):
+			return i + 1, nil
+		}
+		// The server refused the BDAT that followed a refused MAIL FROM
+		// or RCPT TO (and discarded its chunk), or refused the message
+		// itself: end the transaction before the next one.
+		rset = true
 	}
 	return len(items), nil
 }
@@ -287,8 +364,9 @@ func rsetFailed(err error) error {
 }
 
 // unaccepted reports whether the server took nothing of the message (no
-// 354 came) because the connection was lost or the server said it was
-// closing: sending it on another connection is safe.
+// 354 came; with BDAT, the chunk was cut short or MAIL FROM or RCPT TO
+// went unanswered) because the connection was lost or the server said it
+// was closing: sending it on another connection is safe.
 func (e *sendError) unaccepted() bool {
 	if e.stage > stageData {
 		return false

@@ -64,7 +64,8 @@ type outgoing struct {
 	whole []byte // the message, when composed for this recipient only
 }
 
-// writeTo writes the message, not dot-stuffed, to w.
+// writeTo writes the message as go-mail composed it, not dot-stuffed, to
+// w.
 func (o *outgoing) writeTo(w io.Writer) error {
 	if o.shared == nil {
 		_, err := w.Write(o.whole)
@@ -77,6 +78,19 @@ func (o *outgoing) writeTo(w io.Writer) error {
 	return err
 }
 
+// chunk is the message as BDAT carries it, in two parts: what a server
+// stores when the message is sent with DATA, so with the line endings
+// DATA gives it (see crlf), and neither dot-stuffed nor ended by ".".
+// head is nil for a message composed whole. The header section needs no
+// change: go-mail writes it with CRLF, and a recipient's values are plain
+// ASCII.
+func (o *outgoing) chunk() (head, rest []byte) {
+	if o.shared == nil {
+		return nil, crlf(o.whole)
+	}
+	return o.header(), o.shared.chunk
+}
+
 // writeData writes a shared content's message as DATA carries it:
 // dot-stuffed and ended by ".". The header section needs no stuffing: its
 // lines begin with a field name or a space, and its values are plain
@@ -85,7 +99,7 @@ func (o *outgoing) writeData(w io.Writer) error {
 	if _, err := w.Write(o.header()); err != nil {
 		return err
 	}
-	_, err := w.Write(o.shared.data)
+	_, err := w.Write(o.shared.stuffed())
 	return err
 }
 
@@ -113,7 +127,28 @@ type content struct {
 	head    []piece // the header section
 	headLen int     // the bytes of head's literals
 	body    []byte  // the blank line after the header section, and the body
-	data    []byte  // body dot-stuffed by textproto's DotWriter, with the final "."
+	chunk   []byte  // body with the line endings DATA gives it (see crlf): body itself when go-mail's are
+
+	dataOnce sync.Once
+	data     []byte // body dot-stuffed by textproto's DotWriter, with the final "."; see stuffed
+}
+
+// stuffed is the body as DATA carries it: dot-stuffed by textproto's
+// DotWriter and ended by ".". It is made on first use, as a server that
+// offers CHUNKING never needs it. The header section ends with a line
+// break, so the DotWriter would begin the body at the start of a line:
+// stuffing the body alone gives the same bytes.
+func (c *content) stuffed() []byte {
+	c.dataOnce.Do(func() {
+		var data bytes.Buffer
+		data.Grow(len(c.body) + len(c.body)/64 + 8)
+		bw := bufio.NewWriter(&data)
+		dw := textproto.NewWriter(bw).DotWriter()
+		_, _ = dw.Write(c.body) // a bytes.Buffer takes everything
+		_ = dw.Close()
+		c.data = data.Bytes()
+	})
+	return c.data
 }
 
 // piece is a literal run of the header section, or the place of one
@@ -281,6 +316,7 @@ func splitContent(raw []byte) (*content, error) {
 	}
 	end += 2 // the header section keeps its last line break
 	c := &content{body: raw[end:]}
+	c.chunk = crlf(c.body)
 	found := 0
 	lit := 0 // start of the current literal run
 	for i := 0; i < end; {
@@ -312,19 +348,80 @@ func splitContent(raw []byte) (*content, error) {
 	if found != len(recipientFields) {
 		return nil, fmt.Errorf("composed message has %d of the %d per-recipient header fields", found, len(recipientFields))
 	}
-	// The section ends with a line break, so the DotWriter would begin the
-	// body at the start of a line: stuffing it alone gives the same bytes.
-	var data bytes.Buffer
-	bw := bufio.NewWriter(&data)
-	dw := textproto.NewWriter(bw).DotWriter()
-	if _, err := dw.Write(c.body); err != nil {
-		return nil, err
-	}
-	if err := dw.Close(); err != nil {
-		return nil, err
-	}
-	c.data = data.Bytes()
 	return c, nil
+}
+
+// crlf gives a message the line endings DATA gives it: a line feed
+// without its carriage return gets one, and the message ends with a line
+// break. It follows textproto's DotWriter, bare carriage returns and its
+// other quirks included, but does not stuff dots, so BDAT carries exactly
+// what a server stores after un-stuffing the same message sent with DATA.
+// go-mail writes CRLF throughout, so b comes back as it is unless it
+// lacks a final line break (a single-part message does).
+func crlf(b []byte) []byte {
+	// A line feed after an odd run of carriage returns already ends its
+	// line; after an even run (none, say) the DotWriter inserts one.
+	fine := len(b) > 0 && b[len(b)-1] == '\n'
+	for i := 0; fine; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j
+		if crRun(b[:i])%2 == 0 {
+			fine = false
+		}
+		i++
+	}
+	if fine {
+		return b
+	}
+	const (
+		beginLine = iota
+		cr
+		data
+	)
+	out := make([]byte, 0, len(b)+len(b)/32+2)
+	state := beginLine
+	for _, c := range b {
+		switch state {
+		case beginLine, data:
+			state = data
+			if c == '\r' {
+				state = cr
+			}
+			if c == '\n' {
+				out = append(out, '\r')
+				state = beginLine
+			}
+		case cr:
+			state = data
+			if c == '\n' {
+				state = beginLine
+			}
+		}
+		out = append(out, c)
+	}
+	switch state {
+	case data:
+		out = append(out, '\r', '\n')
+	case cr:
+		out = append(out, '\n')
+	case beginLine:
+		if len(b) == 0 {
+			out = append(out, '\r', '\n')
+		}
+	}
+	return out
+}
+
+// crRun is the number of carriage returns that end b.
+func crRun(b []byte) int {
+	n := 0
+	for n < len(b) && b[len(b)-1-n] == '\r' {
+		n++
+	}
+	return n
 }
 
 // appendHeader appends one header field as go-mail's message writer

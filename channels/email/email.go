@@ -8,7 +8,8 @@
 //
 //   - Connections are opened by go-mail (dial, EHLO, STARTTLS or implicit
 //     TLS, AUTH), which hands over its SMTP client; the channel runs the
-//     transactions itself on it.
+//     transactions itself on it, writing through a 64 KiB buffer so that a
+//     message and the commands around it usually leave in one write.
 //   - When the server offers PIPELINING (RFC 2920), MAIL FROM, RCPT TO and
 //     DATA go out in one write and their three replies are read in order;
 //     after the 354 the message follows, ended by ".". That is two round
@@ -16,27 +17,51 @@
 //     success. Without PIPELINING the commands go one at a time through
 //     go-mail's client. After a refused transaction the connection gets an
 //     RSET before the next message; after a broken one it is closed.
+//   - When the server offers CHUNKING (RFC 3030) as well as PIPELINING,
+//     which go-smtp, Postfix, Exchange and Gmail do, a message goes out
+//     in one write instead: MAIL FROM, RCPT TO, "BDAT <size> LAST" and
+//     the message itself, with CRLF line endings but neither dot-stuffed
+//     nor ended by ".", so the server copies it in bulk rather than
+//     un-stuffing it line by line. The three replies are read in order:
+//     one round trip per message. The size is exact: the message is what
+//     the server would store of it sent with DATA. A server refusing MAIL
+//     FROM or RCPT TO also refuses the BDAT and drops its chunk, so the
+//     connection stays in step and gets an RSET, as after any refusal. A
+//     server without CHUNKING gets DATA, and one without PIPELINING gets
+//     the commands one at a time, CHUNKING or not.
 //   - SendBatch sends several messages on one connection. With PIPELINING
 //     each message's data and "." share a write with the next message's
 //     MAIL FROM, RCPT TO and DATA, so a message costs one round trip; a
 //     refused transaction is ended by an RSET written ahead of the next
-//     group. Messages the server never took anything of when a connection
-//     was lost go on a fresh one within the same call.
+//     group. With CHUNKING too, each message is its own write, made once
+//     the previous message's replies are in, again one round trip a
+//     message, with an RSET ahead of the message after a refused one.
+//     Messages the server never took anything of when a connection was
+//     lost go on a fresh one within the same call.
 //   - A broadcast gives many recipients the same subject, text and HTML.
 //     go-mail composes such a content once (MIME structure, encoded
 //     Subject, quoted-printable parts, boundaries); a few recent contents
 //     are kept for up to a minute, and each recipient's message is that
 //     content with its own To, Date, Message-ID, X-Crier-Delivery and, when
 //     threaded, In-Reply-To and References written in their places,
-//     exactly as go-mail would have written them. When one of those values
+//     exactly as go-mail would have written them. The content's body is
+//     kept as BDAT carries it and, made the first time DATA needs it,
+//     dot-stuffed. When one of those values
 //     is not plain printable ASCII (a non-ASCII address, say), go-mail
 //     composes the whole message for that recipient.
 //   - A failure is classified by the stage it happened at (MAIL, RCPT,
 //     DATA, sending the message, waiting for the final reply) and the
-//     reply code. A connection lost after the final "." was written, before
-//     its reply, may have delivered the message: that failure is marked
+//     reply code; a refused BDAT is read as a refused final reply. A
+//     connection lost (or timed out) after the final "." was written,
+//     before its reply, may have delivered the message, and so may one
+//     lost after a whole BDAT chunk was written and MAIL FROM and RCPT TO
+//     were accepted, before the reply to BDAT: that failure is marked
 //     channels.Error.MaybeSent, so a channel whose in_doubt policy is hold
-//     does not send it again.
+//     does not send it again. A connection lost while the chunk was being
+//     written, or before MAIL FROM or RCPT TO were answered, is not in
+//     doubt (a server takes no part of a chunk, and answers MAIL FROM and
+//     RCPT TO before the message), and such a message may go again on a
+//     fresh connection.
 package email
 
 import (

@@ -3,7 +3,9 @@ package email
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +24,8 @@ const (
 
 // scriptServer is a bare SMTP server for what the channeltest peer cannot
 // do: leave PIPELINING out, show how the client grouped its commands, and
-// go quiet or hang up after a message. It accepts every command.
+// go quiet or hang up after a message. It accepts every command. It takes
+// BDAT (RFC 3030) whether or not it offers CHUNKING.
 type scriptServer struct {
 	ext   []string // EHLO keywords, for example "PIPELINING"
 	after afterMessage
@@ -33,10 +36,12 @@ type scriptServer struct {
 	mu      sync.Mutex
 	rcpt    string            // the reply to RCPT TO, "" for 250
 	rcptTo  map[string]string // the reply to RCPT TO for one address, over rcpt
-	strict  bool              // DATA without an accepted recipient gets 554, not 354
+	strict  bool              // DATA without an accepted recipient gets 554, not 354; BDAT gets 503
 	okFirst int               // messages per connection answered 250 before after applies
+	bdatTo  map[string]string // the reply to BDAT LAST for a message to one address, "" for 250
+	cutAt   int               // > 0: hang up after reading this many bytes of a BDAT chunk
 	batches [][]string        // command lines, grouped by what arrived together
-	msgs    [][]byte          // messages as they arrived (dot-stuffed, without the final ".")
+	msgs    [][]byte          // messages as they arrived (dot-stuffed, without the final "."), or a BDAT message's chunks
 	wire    []wireChunk       // the client's bytes, cut wherever the server wrote
 	conns   []net.Conn
 }
@@ -92,6 +97,11 @@ func newScriptServer(t *testing.T, after afterMessage, ext ...string) *scriptSer
 			s.mu.Lock()
 			s.conns = append(s.conns, c)
 			id := len(s.conns)
+			if s.cutAt > 0 {
+				// A small receive buffer, so that the client is still
+				// writing a large chunk when the connection goes.
+				_ = c.(*net.TCPConn).SetReadBuffer(16 << 10)
+			}
 			s.mu.Unlock()
 			go s.serve(&wireRecorder{Conn: c, s: s, id: id, chunk: -1})
 		}
@@ -121,7 +131,31 @@ func (s *scriptServer) serve(c net.Conn) {
 	reply("220 script ESMTP")
 	var batch []string
 	accepted := 0 // recipients accepted in the current transaction
+	var to string // the last recipient of the current transaction
 	sent := 0     // messages on this connection
+	var chunks bytes.Buffer
+	// delivered applies what the server does once a message has arrived;
+	// false means the connection ends.
+	delivered := func(msg []byte) bool {
+		s.mu.Lock()
+		s.msgs = append(s.msgs, msg)
+		okFirst := s.okFirst
+		s.mu.Unlock()
+		sent++
+		if sent <= okFirst {
+			reply("250 2.0.0 queued as 42")
+			return true
+		}
+		switch s.after {
+		case hangUp:
+			return false
+		case silent:
+			<-s.done
+			return false
+		}
+		reply("250 2.0.0 queued as 42")
+		return true
+	}
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -156,11 +190,59 @@ func (s *scriptServer) serve(c net.Conn) {
 			}
 			if strings.HasPrefix(answer, "2") {
 				accepted++
+				to = strings.Trim(strings.TrimPrefix(line, "RCPT TO:"), "<>")
 			}
 			reply(answer)
 		case "MAIL", "RSET", "NOOP":
-			accepted = 0
+			accepted, to = 0, ""
+			chunks.Reset()
 			reply("250 2.0.0 ok")
+		case "BDAT":
+			args := strings.Fields(line)[1:]
+			size, err := strconv.Atoi(args[0])
+			if err != nil || len(args) > 2 {
+				reply("501 5.5.4 bad BDAT")
+				return
+			}
+			last := len(args) == 2 && strings.EqualFold(args[1], "LAST")
+			s.mu.Lock()
+			strict, cutAt, answer := s.strict, s.cutAt, s.bdatTo[to]
+			s.mu.Unlock()
+			if cutAt > 0 {
+				_, _ = io.CopyN(io.Discard, r, int64(min(cutAt, size)))
+				return
+			}
+			chunk := make([]byte, size)
+			if _, err := io.ReadFull(r, chunk); err != nil {
+				return
+			}
+			if r.Buffered() == 0 && len(batch) > 0 {
+				s.mu.Lock()
+				s.batches = append(s.batches, batch)
+				s.mu.Unlock()
+				batch = nil
+			}
+			switch {
+			case strict && accepted == 0:
+				// The chunk is read and dropped (RFC 3030 2).
+				reply("503 5.5.1 no valid recipients")
+				continue
+			case !last:
+				chunks.Write(chunk)
+				reply("250 2.0.0 chunk ok")
+				continue
+			case answer != "":
+				chunks.Reset()
+				reply(answer)
+				continue
+			}
+			chunks.Write(chunk)
+			msg := bytes.Clone(chunks.Bytes())
+			chunks.Reset()
+			accepted = 0
+			if !delivered(msg) {
+				return
+			}
 		case "DATA":
 			s.mu.Lock()
 			strict := s.strict
@@ -182,23 +264,9 @@ func (s *scriptServer) serve(c net.Conn) {
 				}
 				msg.WriteString(l)
 			}
-			s.mu.Lock()
-			s.msgs = append(s.msgs, msg.Bytes())
-			okFirst := s.okFirst
-			s.mu.Unlock()
-			sent++
-			if sent <= okFirst {
-				reply("250 2.0.0 queued as 42")
-				continue
-			}
-			switch s.after {
-			case hangUp:
-				return
-			case silent:
-				<-s.done
+			if !delivered(msg.Bytes()) {
 				return
 			}
-			reply("250 2.0.0 queued as 42")
 		case "QUIT":
 			reply("221 bye")
 			return
@@ -230,6 +298,26 @@ func (s *scriptServer) setRcptTo(addr, reply string) {
 func (s *scriptServer) setStrict() {
 	s.mu.Lock()
 	s.strict = true
+	s.mu.Unlock()
+}
+
+// setBdatTo makes the server answer BDAT LAST for a message to addr with
+// reply.
+func (s *scriptServer) setBdatTo(addr, reply string) {
+	s.mu.Lock()
+	if s.bdatTo == nil {
+		s.bdatTo = map[string]string{}
+	}
+	s.bdatTo[addr] = reply
+	s.mu.Unlock()
+}
+
+// setCutAt makes the server hang up once it has read n bytes of a BDAT
+// chunk. Set it before the first connection: it also shrinks the receive
+// buffer of the connections accepted after it.
+func (s *scriptServer) setCutAt(n int) {
+	s.mu.Lock()
+	s.cutAt = n
 	s.mu.Unlock()
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/textproto"
+	"strconv"
 	"time"
 
 	"github.com/wneessen/go-mail/smtp"
@@ -14,11 +15,11 @@ import (
 type stage int
 
 const (
-	stageMail stage = iota + 1 // MAIL FROM (for a pipelined group, also writing it)
+	stageMail stage = iota + 1 // MAIL FROM (for a pipelined group, also writing it, with BDAT the message too)
 	stageRcpt                  // RCPT TO
 	stageData                  // DATA, up to the 354 reply
 	stageBody                  // writing the message and the final "."
-	stageEnd                   // waiting for the reply to the final "."
+	stageEnd                   // waiting for the reply to the final "." or to BDAT LAST
 )
 
 func (s stage) String() string {
@@ -62,7 +63,9 @@ func (e *sendError) refused() *textproto.Error {
 }
 
 // maybeSent reports whether the server may have accepted the message: the
-// whole message was written and its reply was lost.
+// whole message was written and its reply was lost. With BDAT that is
+// after MAIL FROM and RCPT TO were accepted: a connection lost before
+// their replies is told as lost at MAIL FROM or RCPT TO, as with DATA.
 func (e *sendError) maybeSent() bool { return e.stage == stageEnd && e.refused() == nil }
 
 // send runs one transaction for o, bounded by ctx as well as the timeout,
@@ -73,10 +76,45 @@ func (c *conn) send(ctx context.Context, o *outgoing) (string, error) {
 	// An idle connection's deadline has long passed: one timeout covers the
 	// whole transaction.
 	_ = c.raw.SetDeadline(time.Now().Add(c.timeout))
-	if c.pipelining {
+	switch {
+	case c.chunking:
+		return c.sendChunked(o)
+	case c.pipelining:
 		return c.sendPipelined(o)
 	}
 	return c.sendStepwise(o)
+}
+
+// sendChunked writes MAIL FROM, RCPT TO and "BDAT <size> LAST" with the
+// whole message at once (RFC 3030 with RFC 2920) and reads the three
+// replies in order: one round trip, and the message is neither
+// dot-stuffed nor ended by ".".
+func (c *conn) sendChunked(o *outgoing) (string, error) {
+	c.writeChunked(o)
+	if err := c.sc.Text.W.Flush(); err != nil {
+		// Lost while writing: the server cannot have accepted part of a
+		// chunk.
+		return "", &sendError{stage: stageMail, err: err, desync: true}
+	}
+	reply, failed := c.readGroup(true)
+	if failed != nil {
+		return "", failed
+	}
+	return reply, nil
+}
+
+// writeChunked buffers o's MAIL FROM, RCPT TO and BDAT LAST, and the
+// message as the chunk. Write errors stay in the writer for its Flush to
+// report.
+func (c *conn) writeChunked(o *outgoing) {
+	w := c.sc.Text.W
+	c.writeEnvelope(o)
+	head, rest := o.chunk()
+	_, _ = w.WriteString("BDAT ")
+	_, _ = w.WriteString(strconv.Itoa(len(head) + len(rest)))
+	_, _ = w.WriteString(" LAST\r\n")
+	_, _ = w.Write(head)
+	_, _ = w.Write(rest)
 }
 
 // sendPipelined writes MAIL FROM, RCPT TO and DATA at once (RFC 2920),
@@ -87,7 +125,7 @@ func (c *conn) sendPipelined(o *outgoing) (string, error) {
 	if err := c.sc.Text.W.Flush(); err != nil {
 		return "", &sendError{stage: stageMail, err: err}
 	}
-	if failed := c.readGroup(); failed != nil {
+	if _, failed := c.readGroup(false); failed != nil {
 		return "", failed
 	}
 	if o.shared != nil {
@@ -98,6 +136,12 @@ func (c *conn) sendPipelined(o *outgoing) (string, error) {
 
 // writeGroup buffers o's MAIL FROM, RCPT TO and DATA, unflushed.
 func (c *conn) writeGroup(o *outgoing) {
+	c.writeEnvelope(o)
+	_, _ = c.sc.Text.W.WriteString("DATA\r\n")
+}
+
+// writeEnvelope buffers o's MAIL FROM and RCPT TO, unflushed.
+func (c *conn) writeEnvelope(o *outgoing) {
 	w := c.sc.Text.W
 	_, _ = w.WriteString("MAIL FROM:")
 	_, _ = w.WriteString(o.from)
@@ -109,29 +153,36 @@ func (c *conn) writeGroup(o *outgoing) {
 	}
 	_, _ = w.WriteString("\r\nRCPT TO:")
 	_, _ = w.WriteString(o.rcpt)
-	_, _ = w.WriteString("\r\nDATA\r\n")
+	_, _ = w.WriteString("\r\n")
 }
 
 // readGroup reads the replies to a pipelined MAIL FROM, RCPT TO and DATA
-// in order. nil means the server answered DATA with 354 and waits for the
-// message.
-func (c *conn) readGroup() *sendError {
+// in order, or with chunked to MAIL FROM, RCPT TO and BDAT LAST. nil
+// means the server answered DATA with 354 and waits for the message, or
+// accepted the message with the reply whose text it returns.
+func (c *conn) readGroup(chunked bool) (string, *sendError) {
 	t := c.sc.Text
+	last := stageData
+	expect := [...]int{250, 25, 354}
+	if chunked {
+		last, expect[2] = stageEnd, 250
+	}
 	var failed *sendError
-	for _, st := range [...]struct {
-		stage  stage
-		expect int
-	}{{stageMail, 250}, {stageRcpt, 25}, {stageData, 354}} {
-		_, _, err := t.ReadResponse(st.expect)
+	var reply string
+	for i, st := range [...]stage{stageMail, stageRcpt, last} {
+		_, msg, err := t.ReadResponse(expect[i])
 		if err == nil {
-			if failed != nil && st.stage == stageData {
+			if failed != nil && st == last {
 				// 354 although the transaction had failed: the server
-				// now waits for a message that will not come.
+				// now waits for a message that will not come. Or the
+				// message accepted without a sender or recipient: the
+				// server is not following the transaction.
 				failed.desync = true
 			}
+			reply = msg
 			continue
 		}
-		se := &sendError{stage: st.stage, err: err}
+		se := &sendError{stage: st, err: err}
 		if se.refused() == nil {
 			// No reply (the connection is lost, or the reply did not
 			// parse). An earlier refusal is still the better account of
@@ -140,13 +191,16 @@ func (c *conn) readGroup() *sendError {
 				failed = se
 			}
 			failed.desync = true
-			return failed
+			return "", failed
 		}
 		if failed == nil {
 			failed = se
 		}
 	}
-	return failed
+	if failed != nil {
+		return "", failed
+	}
+	return reply, nil
 }
 
 // sendStepwise is the transaction one command at a time, through
@@ -197,8 +251,9 @@ func (c *conn) sendMessage(o *outgoing, dw io.WriteCloser) (string, error) {
 
 // stale reports whether err says the server had hung up on this idle
 // connection before our message began, so a resend on a fresh one is safe:
-// MAIL met a closed line, or the "421 4.4.2 idle timeout" the server left
-// behind when it hung up. Nothing was accepted.
+// MAIL (or with BDAT, the write of the whole message) met a closed line,
+// or the "421 4.4.2 idle timeout" the server left behind when it hung up.
+// Nothing was accepted.
 func (c *conn) stale(err error) bool {
 	var se *sendError
 	if !errors.As(err, &se) || se.stage != stageMail {
