@@ -269,7 +269,7 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		return Outcome{}, err
 	}
 	out := Outcome{TriggerID: tr.ID, Key: tr.Key, Created: created, ByChannel: map[string]int{}}
-	cursor, resumed := "", false
+	cursor, resumed, mayChunk := "", false, chunked
 	switch {
 	case created && chunked:
 		if err := p.precheck(tx, req); err != nil {
@@ -299,7 +299,9 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		if err := tx.SetPlanning(tr.ID, "", tr.PlanCursor, p.now().Add(planLease)); err != nil {
 			return out, err
 		}
-		now, cursor, resumed, chunked = tr.CreatedAt, tr.PlanCursor, true, true
+		// Inside a caller's transaction (PlanTx) the rest is written in
+		// that one transaction rather than committed chunk by chunk.
+		now, cursor, resumed, chunked = tr.CreatedAt, tr.PlanCursor, true, mayChunk
 		out.Created = true // new deliveries are planned: those its planner did not reach
 	}
 	enq, err := tx.Enqueuer(tr.ID)
@@ -411,7 +413,7 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 			return out, err
 		}
 	}
-	if chunked {
+	if chunked || resumed {
 		if err := tx.FinishPlanning(tr.ID, planned); err != nil {
 			return out, err
 		}
