@@ -136,12 +136,13 @@ func TestPlanner_ResumePlans_AfterCrash(t *testing.T) {
 	if out := plan(t, again, st, req); !out.Planning || out.Created || out.Queued != 300 {
 		t.Errorf("planning the same key within the lease: %+v, want planning, 300 so far", out)
 	}
-	// A restart after the lease ran out finishes the plan.
+	// After a restart, once the lease has run out, the plan is finished:
+	// only the 850 subscribers its planner did not reach are planned.
 	st.Close()
 	st = openAt(t, path, clk)
 	clk.Add(planLease + time.Second)
-	if k, err := again.ResumePlans(context.Background(), st); err != nil || k != 1 {
-		t.Fatalf("ResumePlans = %d, %v; want 1", k, err)
+	if out := plan(t, again, st, req); !out.Created || out.Planning || out.Queued != 1700 {
+		t.Fatalf("planning the key after the lease: %+v, want the remaining 1,700 deliveries planned", out)
 	}
 	rows := subscriberRows(t, st, "send:crash")
 	if len(rows) != 1000 {
@@ -188,6 +189,17 @@ func TestPlanner_Plan_ChunkedRenderFailures(t *testing.T) {
 		}
 		if c := counts(t, st); len(c) != 0 {
 			t.Errorf("deliveries after a failed plan: %v, want none", c)
+		}
+	})
+	t.Run("broken for a language nobody in the audience reads", func(t *testing.T) {
+		clk := newClock(t0)
+		st, _ := openStore(t, clk)
+		crowd(t, st, 300)
+		addSubscribers(t, st, person("zed", func(s *subscribers.Subscriber) { s.Locale, s.Roles = "cy", []string{"manager"} }))
+		p := NewPlanner(PlannerOptions{Templates: loadTemplates(t, broken), Channels: testChannels, Audiences: testAudiences, Now: clk.Now,
+			FirstChunk: 50, ChunkSize: 300})
+		if out := plan(t, p, st, message("send:clinicians", "clinicians", "sms")); out.Queued != 300 {
+			t.Errorf("outcome %+v, want the 300 clinicians queued", out)
 		}
 	})
 	t.Run("one recipient's data, after the first chunk", func(t *testing.T) {

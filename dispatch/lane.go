@@ -22,12 +22,22 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 	// send the last one, so they are not left waiting on the claim. A
 	// serial lane (Slack threads) hands over one at a time, so that its
 	// wait for recorded outcomes after a batch covers the whole batch.
-	buffer := max(16, min(512, ln.limits.Concurrency*32))
+	batch := max(64, min(512, ln.limits.Concurrency*32))
+	if ln.limiter != nil {
+		// A rate-limited lane must send what it claims well within the
+		// lease, or the lease runs out on rows still waiting here.
+		batch = max(1, min(batch, int(ln.limits.Rate*d.opts.Lease.Seconds()/4)))
+	}
+	buffer := batch
 	if ln.ch.Kind() == channels.KindSlack {
 		buffer = 0
 	}
 	jobs := make(chan store.Claimed, buffer)
 	bs, batching := ln.ch.(channels.BatchSender)
+	maxBatch := maxSendBatch
+	if ln.limiter != nil {
+		maxBatch = min(maxBatch, ln.limiter.Burst()) // no burst above the configured one
+	}
 	var wg sync.WaitGroup
 	for range ln.limits.Concurrency {
 		wg.Add(1)
@@ -44,20 +54,20 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 				}
 				// Take whatever else is already waiting, up to a batch:
 				// a busy lane sends in batches, an idle one at once.
-				batch := []store.Claimed{c}
+				group := []store.Claimed{c}
 			more:
-				for len(batch) < maxSendBatch {
+				for len(group) < maxBatch {
 					select {
 					case next, ok := <-jobs:
 						if !ok {
 							break more
 						}
-						batch = append(batch, next)
+						group = append(group, next)
 					default:
 						break more
 					}
 				}
-				d.sendBatch(ctx, sendCtx, ln, bs, batch, rec)
+				d.sendBatch(ctx, sendCtx, ln, bs, group, rec)
 			}
 		}()
 	}
@@ -72,7 +82,6 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 			<-done
 		}
 	}()
-	batch := max(64, min(512, ln.limits.Concurrency*32))
 	for ctx.Err() == nil {
 		if wait := ln.pausedFor(d.opts.Now()); wait > 0 {
 			if !sleep(ctx, min(wait, time.Second)) {
@@ -194,7 +203,8 @@ func (d *Dispatcher) sendBatch(ctx, sendCtx context.Context, ln *lane, bs channe
 		if i < len(res) {
 			out = res[i]
 		} else {
-			out.Err = channels.Temporary(channels.ReasonUnknown, "", 0, fmt.Errorf("%s: no result for this message in its batch", ln.ch.Name()))
+			// The channel may have sent it: in doubt, like a lost reply.
+			out.Err = channels.InDoubt(channels.ReasonUnknown, "", 0, fmt.Errorf("%s: no result for this message in its batch", ln.ch.Name()))
 		}
 		rec.add(d.observe(ln, d.outcome(ln, c, out.Receipt, out.Err), latency))
 	}

@@ -68,6 +68,9 @@ type Request struct {
 
 	triggerID int64     // set while planning, for acknowledgement links
 	ackDue    time.Time // when acknowledgement is due
+	// resumedAt is when a plan left part-way is being finished: quiet
+	// hours are judged then, everything else as at the trigger.
+	resumedAt time.Time
 }
 
 // Outcome is what planning wrote.
@@ -217,17 +220,22 @@ func (p *Planner) ResumePlans(ctx context.Context, st *store.Store) (int, error)
 		return 0, err
 	}
 	n := 0
+	var errs []error
 	for _, tr := range trs {
+		// One plan that cannot be finished (its audience or channel was
+		// removed from the config) must not hold up the others.
 		var req Request
 		if err := json.Unmarshal([]byte(tr.PlanSpec), &req); err != nil {
-			return n, fmt.Errorf("plan %s: read the recorded request: %w", tr.Key, err)
+			errs = append(errs, fmt.Errorf("plan %s: read the recorded request: %w", tr.Key, err))
+			continue
 		}
 		if _, err := p.Plan(ctx, st, req); err != nil {
-			return n, err
+			errs = append(errs, err)
+			continue
 		}
 		n++
 	}
-	return n, nil
+	return n, errors.Join(errs...)
 }
 
 // chunkable reports whether req may be planned in chunks.
@@ -269,7 +277,7 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		return Outcome{}, err
 	}
 	out := Outcome{TriggerID: tr.ID, Key: tr.Key, Created: created, ByChannel: map[string]int{}}
-	cursor, resumed, mayChunk := "", false, chunked
+	cursor, resumed := "", false
 	switch {
 	case created && chunked:
 		if err := p.precheck(tx, req); err != nil {
@@ -299,9 +307,10 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		if err := tx.SetPlanning(tr.ID, "", tr.PlanCursor, p.now().Add(planLease)); err != nil {
 			return out, err
 		}
-		// Inside a caller's transaction (PlanTx) the rest is written in
-		// that one transaction rather than committed chunk by chunk.
-		now, cursor, resumed, chunked = tr.CreatedAt, tr.PlanCursor, true, mayChunk
+		req.resumedAt = p.now()
+		// Inside a caller's transaction (PlanTx, chunked false) the rest
+		// is written in that one transaction, not committed in chunks.
+		now, cursor, resumed = tr.CreatedAt, tr.PlanCursor, true
 		out.Created = true // new deliveries are planned: those its planner did not reach
 	}
 	enq, err := tx.Enqueuer(tr.ID)
@@ -437,14 +446,39 @@ func (p *Planner) precheck(tx *store.Tx, req Request) error {
 	if err != nil {
 		return err
 	}
+	var nations []string
+	if req.Incident != nil {
+		nations = req.Incident.Nations()
+	}
 	for _, t := range req.Targets {
+		sel := p.audiences[t.Audience].Selector
+		if req.Incident == nil {
+			sel.IncidentNations = false // as each does
+		}
 		for _, ch := range t.Channels {
 			kind := p.kinds[ch]
 			for _, l := range locales {
 				d := base
 				d.RecipientID, d.RecipientLocale = l[1], l[0]
-				if _, err := p.tmpl.Render(t.Event, kind, l[0], d); err != nil {
-					return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, t.Event, kind, l[1], l[0], err)
+				_, err := p.tmpl.Render(t.Event, kind, l[0], d)
+				if err == nil {
+					continue
+				}
+				// It matters only if someone in the audience reads that
+				// language: find the first.
+				who := ""
+				errFound := errors.New("found")
+				if serr := tx.EachSubscriberWithLocale(l[0], func(s *subscribers.Subscriber) error {
+					if sel.Match(s, nations) {
+						who = s.ID
+						return errFound
+					}
+					return nil
+				}); serr != nil && !errors.Is(serr, errFound) {
+					return serr
+				}
+				if who != "" {
+					return fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, t.Event, kind, who, l[0], err)
 				}
 			}
 		}
@@ -561,7 +595,11 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, after string, f
 						}
 					}
 					if s.QuietHours != nil && !req.Critical && nd.Status == store.StatusQueued {
-						if end, ok := quietEnd(*s.QuietHours, now, loc); ok {
+						quietNow := now
+						if !req.resumedAt.IsZero() {
+							quietNow = req.resumedAt
+						}
+						if end, ok := quietEnd(*s.QuietHours, quietNow, loc); ok {
 							nd.NextAt, nd.Reason = end, "quiet_hours"
 							nd.Detail = "deferred until quiet hours end at " + end.In(loc).Format("15:04 MST")
 							if nd.Deadline.Before(end.Add(p.retry.Deadline)) {

@@ -93,8 +93,20 @@ func TestOpen_UpgradesFirstReleaseDatabase(t *testing.T) {
 			t.Errorf("%s is left over after the upgrade", name)
 		}
 	}
-	if !strings.Contains(want["deliveries_provider"], "kind = 'sms'") {
-		t.Errorf("deliveries_provider = %q, want it limited to SMS", want["deliveries_provider"])
+	// What v2 brought, in the upgraded file itself.
+	for name, part := range map[string]string{
+		"triggers":            "plan_until INTEGER NOT NULL DEFAULT 0",
+		"triggers_planning":   "ON triggers(plan_until) WHERE plan_until != 0",
+		"subscribers_locale":  "ON subscribers(locale, id)",
+		"deliveries_provider": "WHERE provider_id != '' AND kind = 'sms'",
+	} {
+		if !strings.Contains(got[name], part) {
+			t.Errorf("%s after the upgrade = %q, want it to contain %q", name, got[name], part)
+		}
+	}
+	var n int
+	if err := st.w.QueryRow(`SELECT COUNT(*) FROM deliveries WHERE trigger_id=1`).Scan(&n); err != nil || n != 2 {
+		t.Errorf("the old deliveries after the upgrade: %d, %v; want both", n, err)
 	}
 }
 

@@ -236,24 +236,25 @@ type bodyCache struct {
 	m  map[int64]body
 }
 
-const maxCachedBodies = 256
+// maxCachedBodies is above the largest claim, so personalised bodies of
+// one claim do not empty the cache for the next.
+const maxCachedBodies = 1024
 
 // get returns the bodies of ids (0, no message, is skipped), reading the
 // ones it does not hold through t.
 func (c *bodyCache) get(t *Tx, ids []int64) (map[int64]body, error) {
 	out := map[int64]body{}
 	var missing []int64
+	asked := map[int64]bool{}
 	c.mu.Lock()
 	for _, id := range ids {
-		if id == 0 {
+		if id == 0 || asked[id] {
 			continue
 		}
-		if _, ok := out[id]; ok {
-			continue
-		}
+		asked[id] = true
 		if b, ok := c.m[id]; ok {
 			out[id] = b
-		} else if !slices.Contains(missing, id) {
+		} else {
 			missing = append(missing, id)
 		}
 	}

@@ -109,8 +109,18 @@ func (s *Store) Subscribers(ctx context.Context) ([]subscribers.Subscriber, erro
 	return out, err
 }
 
+// EachSubscriberWithLocale calls fn for the committed subscribers who have
+// locale, in id order.
+func (t *Tx) EachSubscriberWithLocale(locale string, fn func(*subscribers.Subscriber) error) error {
+	return scanSubscribers(t.ctx, t.s.r, `WHERE locale = ? ORDER BY locale, id`, []any{locale}, fn)
+}
+
 func eachSubscriber(ctx context.Context, q querier, after string, fn func(*subscribers.Subscriber) error) error {
-	rows, err := q.QueryContext(ctx, `SELECT id,name,roles,nations,tags,locale,locale_recorded,locale_source,timezone,phone,email,slack,quiet_start,quiet_end,opted_out FROM subscribers WHERE id > ? ORDER BY id`, after)
+	return scanSubscribers(ctx, q, `WHERE id > ? ORDER BY id`, []any{after}, fn)
+}
+
+func scanSubscribers(ctx context.Context, q querier, where string, args []any, fn func(*subscribers.Subscriber) error) error {
+	rows, err := q.QueryContext(ctx, `SELECT id,name,roles,nations,tags,locale,locale_recorded,locale_source,timezone,phone,email,slack,quiet_start,quiet_end,opted_out FROM subscribers `+where, args...)
 	if err != nil {
 		return fmt.Errorf("store: list subscribers: %w", err)
 	}

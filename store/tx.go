@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 )
 
 // Tx is one write transaction. Everything that must land together (an
@@ -106,7 +107,9 @@ func (t *Tx) queryRow(q string, args ...any) *sql.Row {
 func (t *Tx) stmt(q string) *sql.Stmt {
 	ps := t.s.prepared(q)
 	if ps == nil {
-		t.unprepared = append(t.unprepared, q)
+		if !slices.Contains(t.unprepared, q) {
+			t.unprepared = append(t.unprepared, q)
+		}
 		return nil
 	}
 	return t.tx.StmtContext(t.ctx, ps)

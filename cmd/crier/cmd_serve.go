@@ -52,7 +52,6 @@ func (a *app) serve(ctx context.Context) error {
 	if err := a.disp.Recover(ctx); err != nil {
 		return err
 	}
-	a.resumePlans(ctx)
 	if err := a.sched.CatchUp(ctx); err != nil {
 		a.log.Error("catching up missed briefings", "err", err)
 	}
