@@ -14,9 +14,10 @@ import (
 )
 
 // A broadcast that a crier process was planning chunk by chunk when it
-// died (the trigger holds the request, its planner's lease has run out)
-// is finished when `crier serve` starts, and sent: every clinician gets
-// one message, none gets two.
+// died (the trigger holds the request and the last subscriber planned, and
+// its planner's lease has run out) is finished when `crier serve` starts,
+// and sent: the clinicians it had not reached get one message each, those
+// it had planned none more.
 func TestServe_FinishesPlanLeftPartWay(t *testing.T) {
 	h := exampleHarness(t)
 	var csv strings.Builder
@@ -38,12 +39,28 @@ func TestServe_FinishesPlanLeftPartWay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The dead process had committed its first chunk (crowd-000…149, all
+	// sent since) and recorded how far it got.
 	err = a.st.Write(context.Background(), func(tx *store.Tx) error {
 		tr := &store.Trigger{Key: key, Kind: "send", Name: req.Name, CreatedAt: h.clock()}
 		if _, err := tx.CreateTrigger(tr); err != nil {
 			return err
 		}
-		return tx.SetPlanning(tr.ID, string(spec), "", h.clock().Add(-time.Second))
+		enq, err := tx.Enqueuer(tr.ID)
+		if err != nil {
+			return err
+		}
+		defer enq.Close()
+		for i := range 150 {
+			if err := enq.Add(&store.NewDelivery{SubscriberID: fmt.Sprintf("crowd-%03d", i), Channel: "ministers-email", Kind: "email",
+				Address: fmt.Sprintf("crowd%d@example.org", i), Status: store.StatusSent, Text: "sent before the crash"}); err != nil {
+				return err
+			}
+		}
+		if err := enq.Flush(); err != nil {
+			return err
+		}
+		return tx.SetPlanning(tr.ID, string(spec), "crowd-149", h.clock().Add(-time.Second))
 	})
 	a.Close()
 	if err != nil {
@@ -63,7 +80,17 @@ func TestServe_FinishesPlanLeftPartWay(t *testing.T) {
 				}
 			}
 			t.Logf("statuses %v, %d people", status, len(perPerson))
-			if perPerson["crowd-000"] != 1 || perPerson["crowd-299"] != 1 {
+			for _, r := range rows {
+				if !strings.HasPrefix(r.Subscriber, "crowd-") {
+					continue
+				}
+				// Those the dead process had planned are not sent again;
+				// the rest are sent once by the server.
+				if before := r.Subscriber <= "crowd-149"; before && r.Attempts != 0 || !before && r.Attempts != 1 {
+					t.Errorf("%s: %d attempts (%s)", r.Subscriber, r.Attempts, r.Status)
+				}
+			}
+			if perPerson["crowd-000"] != 1 || perPerson["crowd-299"] != 1 || len(perPerson) < 300 {
 				t.Errorf("the imported clinicians were not all planned: %v", status)
 			}
 			break
