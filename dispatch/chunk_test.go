@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -220,4 +221,52 @@ func TestPlanner_Plan_ChunkedRenderFailures(t *testing.T) {
 			t.Errorf("c0901's delivery: %s %q, want queued", e.Status, e.Text)
 		}
 	})
+}
+
+// A planner that stalls past its lease is overtaken: another process
+// finishes the plan, and the stalled one, on its next commit, finds the
+// plan taken and stops, writing nothing more and leaving the finished plan
+// (and its count) as the other left it.
+func TestPlanner_Plan_OvertakenAfterItsLease(t *testing.T) {
+	clk := newClock(t0)
+	st, _ := openStore(t, clk)
+	crowd(t, st, 1000)
+	req := message("send:stalled", "clinicians", "sms", "email")
+	opts := PlannerOptions{Templates: loadTemplates(t, nil), Channels: testChannels, Audiences: testAudiences, Now: clk.Now,
+		FirstChunk: 100, ChunkSize: 100}
+	slow, other := NewPlanner(opts), NewPlanner(opts)
+	var overtaken Outcome
+	n := 0
+	slow.onCommit = func() {
+		if n++; n != 2 {
+			return
+		}
+		// The slow planner stalls here, between two chunks, for longer
+		// than its lease; another process finishes the plan meanwhile.
+		clk.Add(planLease + time.Second)
+		overtaken = plan(t, other, st, req)
+	}
+	_, err := slow.Plan(context.Background(), st, req)
+	if !errors.Is(err, store.ErrPlanTaken) {
+		t.Fatalf("the stalled planner's Plan: %v, want ErrPlanTaken", err)
+	}
+	if !overtaken.Created || overtaken.Queued != 1800 {
+		t.Errorf("the other planner's outcome %+v, want the remaining 1,800 deliveries", overtaken)
+	}
+	rows := subscriberRows(t, st, "send:stalled")
+	if len(rows) != 1000 {
+		t.Errorf("%d subscribers planned, want 1000", len(rows))
+	}
+	for sub, k := range rows {
+		if k != 2 {
+			t.Errorf("%s has %d deliveries, want 2", sub, k)
+		}
+	}
+	tr := &store.Trigger{Key: "send:stalled"}
+	if err := st.Write(context.Background(), func(tx *store.Tx) error { _, err := tx.CreateTrigger(tr); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if !tr.PlanUntil.IsZero() || tr.Planned != 2000 {
+		t.Errorf("trigger after both: until %v, planned %d; want finished with 2000", tr.PlanUntil, tr.Planned)
+	}
 }

@@ -278,6 +278,7 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 	}
 	out := Outcome{TriggerID: tr.ID, Key: tr.Key, Created: created, ByChannel: map[string]int{}}
 	cursor, resumed := "", false
+	var lease time.Time // the planning lease this planner holds (chunked or resumed)
 	switch {
 	case created && chunked:
 		if err := p.precheck(tx, req); err != nil {
@@ -287,7 +288,8 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		if err != nil {
 			return out, fmt.Errorf("plan %s: record the request: %w", req.Key, err)
 		}
-		if err := tx.SetPlanning(tr.ID, string(spec), "", p.now().Add(planLease)); err != nil {
+		lease = p.now().Add(planLease)
+		if err := tx.SetPlanning(tr.ID, string(spec), "", lease); err != nil {
 			return out, err
 		}
 	case created:
@@ -304,7 +306,8 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		if err := json.Unmarshal([]byte(tr.PlanSpec), &req); err != nil {
 			return out, fmt.Errorf("plan %s: read the recorded request: %w", req.Key, err)
 		}
-		if err := tx.SetPlanning(tr.ID, "", tr.PlanCursor, p.now().Add(planLease)); err != nil {
+		lease = p.now().Add(planLease)
+		if err := tx.SetPlanning(tr.ID, "", tr.PlanCursor, lease); err != nil {
 			return out, err
 		}
 		req.resumedAt = p.now()
@@ -351,9 +354,13 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 			// A subscriber's deliveries are never split across chunks, so
 			// the cursor says exactly who is planned.
 			report()
-			if err := tx.SetPlanning(tr.ID, "", last, p.now().Add(planLease)); err != nil {
-				return err
+			// Only while the plan is still ours: a planner stalled past its
+			// lease may have been overtaken by another process.
+			next := p.now().Add(planLease)
+			if err := tx.AdvancePlanning(tr.ID, last, lease, next); err != nil {
+				return fmt.Errorf("plan %s: %w", req.Key, err)
 			}
+			lease = next
 			if p.onCommit != nil {
 				tx.AfterCommit(p.onCommit)
 			}
@@ -423,8 +430,8 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		}
 	}
 	if chunked || resumed {
-		if err := tx.FinishPlanning(tr.ID, planned); err != nil {
-			return out, err
+		if err := tx.FinishPlanning(tr.ID, planned, lease); err != nil {
+			return out, fmt.Errorf("plan %s: %w", req.Key, err)
 		}
 	} else if err := tx.SetPlanned(tr.ID, planned); err != nil {
 		return out, err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"database/sql"
 	"fmt"
@@ -83,11 +84,34 @@ func (t *Tx) SetPlanning(triggerID int64, spec, cursor string, until time.Time) 
 	return nil
 }
 
-// FinishPlanning marks the trigger's planning complete with n deliveries.
-func (t *Tx) FinishPlanning(triggerID int64, n int) error {
-	_, err := t.exec(`UPDATE triggers SET planned=?, plan_spec='', plan_cursor='', plan_until=0 WHERE id=?`, n, triggerID)
+// ErrPlanTaken means another process took over a plan whose lease had run
+// out: it finishes the plan, and this planner must stop.
+var ErrPlanTaken = errors.New("another crier process took over this plan after its lease ran out and is finishing it")
+
+// AdvancePlanning records a committed chunk: the last subscriber planned
+// and a new lease. held is the lease this planner last wrote; if the
+// trigger no longer has it, another process has taken the plan over and
+// ErrPlanTaken is returned.
+func (t *Tx) AdvancePlanning(triggerID int64, cursor string, held, until time.Time) error {
+	res, err := t.exec(`UPDATE triggers SET plan_cursor=?, plan_until=? WHERE id=? AND plan_until=?`, cursor, ms(until), triggerID, ms(held))
+	if err != nil {
+		return fmt.Errorf("store: record planning of trigger %d: %w", triggerID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrPlanTaken
+	}
+	return nil
+}
+
+// FinishPlanning marks the trigger's planning complete with n deliveries,
+// if this planner (holding lease held) still has it; else ErrPlanTaken.
+func (t *Tx) FinishPlanning(triggerID int64, n int, held time.Time) error {
+	res, err := t.exec(`UPDATE triggers SET planned=?, plan_spec='', plan_cursor='', plan_until=0 WHERE id=? AND plan_until=?`, n, triggerID, ms(held))
 	if err != nil {
 		return fmt.Errorf("store: finish planning of trigger %d: %w", triggerID, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		return ErrPlanTaken
 	}
 	return nil
 }
