@@ -1,6 +1,7 @@
 // Package dispatch turns triggers into deliveries and deliveries into
-// sends. Plan writes every delivery of a trigger in one transaction before
-// anything is sent; the Dispatcher claims due deliveries with a lease,
+// sends. Plan writes every delivery to SQLite before it can be sent (a
+// large trigger a chunk at a time, resumable after a crash); the
+// Dispatcher claims due deliveries with a lease,
 // paces them per channel, sends each once, classifies the outcome and
 // records it. It is the only place in crier that retries.
 package dispatch

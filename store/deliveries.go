@@ -199,8 +199,9 @@ type NewDelivery struct {
 	EscalatesID int64
 }
 
-// Enqueuer writes the deliveries of one trigger inside one transaction,
-// storing each distinct rendered body once. Rows are written in
+// Enqueuer writes the deliveries of one trigger inside its transaction
+// (Continue carries it into the next one, chunk by chunk), storing each
+// distinct rendered body once. Rows are written in
 // multi-row INSERTs of enqueueBatch: a large broadcast spends its time in
 // SQLite rather than in a round trip per row.
 type Enqueuer struct {
