@@ -303,9 +303,13 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		return out, err
 	default:
 		// Its planner died part-way: finish the plan it recorded.
-		if err := json.Unmarshal([]byte(tr.PlanSpec), &req); err != nil {
+		// A fresh value: decoding into req would write into slices it
+		// shares with the caller's request.
+		var spec Request
+		if err := json.Unmarshal([]byte(tr.PlanSpec), &spec); err != nil {
 			return out, fmt.Errorf("plan %s: read the recorded request: %w", req.Key, err)
 		}
+		req = spec
 		lease = p.now().Add(planLease)
 		if err := tx.SetPlanning(tr.ID, "", tr.PlanCursor, lease); err != nil {
 			return out, err

@@ -2,6 +2,7 @@ package channeltest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -180,7 +181,17 @@ func NewSMTPPeer(tb testing.TB, opts ...SMTPOption) *SMTPPeer {
 	go func() { _ = srv.Serve(l) }()
 	tb.Cleanup(func() {
 		close(p.done) // wake sessions sleeping in SMTPLatency
-		_ = srv.Close()
+		// Stop accepting, hang up on every client and wait for the
+		// sessions to end by themselves: go-smtp's Close would reset a
+		// session from another goroutine while it reads a BDAT chunk (a
+		// data race in go-smtp v0.25.1).
+		_ = ln.Close()
+		p.DropConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, smtp.ErrServerClosed) {
+			_ = srv.Close()
+		}
 	})
 	return p
 }
