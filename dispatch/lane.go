@@ -387,7 +387,7 @@ func (r *recorder) gather() {
 	deadline := time.Now().Add(gatherFor)
 	for {
 		r.mu.Lock()
-		ready := len(r.pending) >= gatherBatch || r.waiting > 0 || r.closed
+		ready := len(r.pending) == 0 || len(r.pending) >= gatherBatch || r.waiting > 0 || r.closed
 		r.mu.Unlock()
 		if ready || !time.Now().Before(deadline) {
 			return

@@ -127,29 +127,22 @@ type claimOrder struct {
 // incident its thread and the incident's state. It then sorts the rows in
 // the claim's order (most urgent first), which RETURNING does not keep.
 func (s *Store) completeClaimed(t *Tx, out []Claimed, order []claimOrder) error {
-	keys := map[int64]string{}
 	msgIDs := make([]int64, len(out))
+	var about []int64 // deliveries about an incident
 	for i := range out {
-		o := order[i]
-		key, ok := keys[o.trigger]
-		if !ok {
-			var err error
-			if key, err = s.triggerKey(t, o.trigger); err != nil {
-				return err
-			}
-			keys[o.trigger] = key
+		key, err := s.triggerKey(t, order[i].trigger)
+		if err != nil {
+			return err
 		}
 		out[i].TriggerKey = key
 		out[i].Key = DeliveryKey(key, out[i].SubscriberID, out[i].Channel)
-		msgIDs[i] = o.msg
-		if c := &out[i]; c.IncidentID != "" {
-			err := t.queryRow(`SELECT COALESCE((SELECT ref FROM threads WHERE incident_id=? AND channel=? AND address=?),''),
-				COALESCE(i.title,''), COALESCE(i.severity,''), COALESCE(i.status,'') FROM (SELECT 1) LEFT JOIN incidents i ON i.id=?`,
-				c.IncidentID, c.Channel, c.Address, c.IncidentID).Scan(&c.Thread, &c.IncidentTitle, &c.IncidentSeverity, &c.IncidentStatus)
-			if err != nil {
-				return fmt.Errorf("store: read claimed delivery %d: %w", c.ID, err)
-			}
+		msgIDs[i] = order[i].msg
+		if out[i].IncidentID != "" {
+			about = append(about, out[i].ID)
 		}
+	}
+	if err := incidentDetails(t, out, about); err != nil {
+		return err
 	}
 	bodies, err := s.bodies.get(t, msgIDs)
 	if err != nil {
@@ -180,6 +173,39 @@ func (s *Store) completeClaimed(t *Tx, out []Claimed, order []claimOrder) error 
 	}
 	copy(out, sorted)
 	return nil
+}
+
+// incidentDetails fills in, for the claimed deliveries about an incident
+// (ids), the thread to reply in and the incident's current state, with
+// one query for them all.
+func incidentDetails(t *Tx, out []Claimed, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := t.query(`SELECT d.id, COALESCE(th.ref,''), COALESCE(i.title,''), COALESCE(i.severity,''), COALESCE(i.status,'')
+		FROM deliveries d
+		LEFT JOIN threads th ON th.incident_id=d.incident_id AND th.channel=d.channel AND th.address=d.address
+		LEFT JOIN incidents i ON i.id=d.incident_id
+		WHERE d.id IN (SELECT value FROM json_each(?))`, jsonIDs(ids))
+	if err != nil {
+		return fmt.Errorf("store: read claimed deliveries' incidents: %w", err)
+	}
+	defer rows.Close()
+	at := make(map[int64]*Claimed, len(ids))
+	for i := range out {
+		at[out[i].ID] = &out[i]
+	}
+	for rows.Next() {
+		var id int64
+		var thread, title, severity, status string
+		if err := rows.Scan(&id, &thread, &title, &severity, &status); err != nil {
+			return err
+		}
+		if c := at[id]; c != nil {
+			c.Thread, c.IncidentTitle, c.IncidentSeverity, c.IncidentStatus = thread, title, severity, status
+		}
+	}
+	return rows.Err()
 }
 
 // triggerKey returns a trigger's key, which never changes, from a cache.
