@@ -310,13 +310,7 @@ func TestSender_SendBatch_WithoutPipelining(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
-	for _, b := range srv.commands() {
-		if len(b) != 1 {
-			t.Errorf("commands %q arrived together from a server without PIPELINING", b)
-		}
-		lines = append(lines, b...)
-	}
+	lines := stepwiseLines(t, srv)
 	mail := "MAIL FROM:<crier@example.org> BODY=8BITMIME"
 	want := []string{"EHLO example.org",
 		mail, "RCPT TO:<person1@example.gov>", "DATA",

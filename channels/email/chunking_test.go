@@ -3,7 +3,6 @@ package email
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -291,24 +290,7 @@ func TestSender_Send_ChunkingInDoubt(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newScriptServer(t, tt.after, "PIPELINING", "CHUNKING")
-			c := srv.config()
-			c.Timeout = 300 * time.Millisecond
-			if tt.ctx > 0 {
-				c.Timeout = time.Minute
-			}
-			s := newSender(t, c)
-			ctx := t.Context()
-			if tt.ctx > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.ctx)
-				defer cancel()
-			}
-			_, err := s.Send(ctx, message("k"))
-			reason, retryable, _ := channels.Classify(err)
-			if reason != tt.reason || !retryable || channels.MaybeSent(err) != tt.maybeSent {
-				t.Errorf("Classify(%v) = %s, retryable %v, maybe sent %v; want %s, true, %v",
-					err, reason, retryable, channels.MaybeSent(err), tt.reason, tt.maybeSent)
-			}
+			sendInDoubt(t, srv, tt.ctx, tt.reason, tt.maybeSent)
 			if len(srv.messages()) != 1 || srv.connections() != 1 {
 				t.Errorf("server received %d messages on %d connections, want 1 on 1", len(srv.messages()), srv.connections())
 			}
@@ -378,13 +360,7 @@ func TestSender_Send_ChunkingWithoutPipelining(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
-	for _, b := range srv.commands() {
-		if len(b) != 1 {
-			t.Errorf("commands %q arrived together from a server without PIPELINING", b)
-		}
-		lines = append(lines, b...)
-	}
+	lines := stepwiseLines(t, srv)
 	mail := "MAIL FROM:<crier@example.org> BODY=8BITMIME"
 	want := []string{"EHLO example.org",
 		mail, "RCPT TO:<minister@example.gov>", "DATA",

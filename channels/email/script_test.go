@@ -3,6 +3,7 @@ package email
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/crier-dev/crier/channels"
 )
 
 // afterMessage is what a scriptServer does once a message's final "." has
@@ -366,4 +369,44 @@ func (s *scriptServer) messages() [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([][]byte(nil), s.msgs...)
+}
+
+// stepwiseLines is every command the server received, failing the test if
+// any two arrived together (the client pipelined to a server that does not
+// offer PIPELINING).
+func stepwiseLines(t *testing.T, srv *scriptServer) []string {
+	t.Helper()
+	var lines []string
+	for _, b := range srv.commands() {
+		if len(b) != 1 {
+			t.Errorf("commands %q arrived together from a server without PIPELINING", b)
+		}
+		lines = append(lines, b...)
+	}
+	return lines
+}
+
+// sendInDoubt sends one message to srv with a short timeout, or with a long
+// one and the caller's deadline when deadline is set, and checks how the
+// failure is classified.
+func sendInDoubt(t *testing.T, srv *scriptServer, deadline time.Duration, reason channels.Reason, maybeSent bool) {
+	t.Helper()
+	c := srv.config()
+	c.Timeout = 300 * time.Millisecond
+	if deadline > 0 {
+		c.Timeout = time.Minute
+	}
+	s := newSender(t, c)
+	ctx := t.Context()
+	if deadline > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, deadline)
+		defer cancel()
+	}
+	_, err := s.Send(ctx, message("k"))
+	got, retryable, _ := channels.Classify(err)
+	if got != reason || !retryable || channels.MaybeSent(err) != maybeSent {
+		t.Errorf("Classify(%v) = %s, retryable %v, maybe sent %v; want %s, true, %v",
+			err, got, retryable, channels.MaybeSent(err), reason, maybeSent)
+	}
 }

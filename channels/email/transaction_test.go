@@ -2,7 +2,6 @@ package email
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/mail"
 	"slices"
@@ -47,13 +46,7 @@ func TestSender_Send_WithoutPipelining(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var lines []string
-	for _, b := range srv.commands() {
-		if len(b) != 1 {
-			t.Errorf("commands %q arrived together from a server without PIPELINING", b)
-		}
-		lines = append(lines, b...)
-	}
+	lines := stepwiseLines(t, srv)
 	one := []string{"MAIL FROM:<crier@example.org> BODY=8BITMIME", "RCPT TO:<minister@example.gov>", "DATA"}
 	want := append(append(append([]string{"EHLO example.org"}, one...), one...), "QUIT")
 	if !slices.Equal(lines, want) {
@@ -135,24 +128,7 @@ func TestSender_Send_InDoubt(t *testing.T) {
 					ext = append(ext, "PIPELINING")
 				}
 				srv := newScriptServer(t, tt.after, ext...)
-				c := srv.config()
-				c.Timeout = 300 * time.Millisecond
-				if tt.ctx > 0 {
-					c.Timeout = time.Minute
-				}
-				s := newSender(t, c)
-				ctx := t.Context()
-				if tt.ctx > 0 {
-					var cancel context.CancelFunc
-					ctx, cancel = context.WithTimeout(ctx, tt.ctx)
-					defer cancel()
-				}
-				_, err := s.Send(ctx, message("k"))
-				reason, retryable, _ := channels.Classify(err)
-				if reason != tt.reason || !retryable || channels.MaybeSent(err) != tt.maybeSent {
-					t.Errorf("Classify(%v) = %s, retryable %v, maybe sent %v; want %s, true, %v",
-						err, reason, retryable, channels.MaybeSent(err), tt.reason, tt.maybeSent)
-				}
+				sendInDoubt(t, srv, tt.ctx, tt.reason, tt.maybeSent)
 				if len(srv.messages()) != 1 {
 					t.Errorf("server received %d messages, want 1", len(srv.messages()))
 				}
