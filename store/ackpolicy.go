@@ -226,18 +226,26 @@ func (s *Store) TriggerByKey(ctx context.Context, key string) (Trigger, bool, er
 }
 
 func triggerWhere(ctx context.Context, q querier, where string, args ...any) (Trigger, bool, error) {
-	var tr Trigger
-	var created int64
-	err := q.QueryRowContext(ctx, `SELECT id, key, kind, name, incident_id, planned, created_at FROM triggers WHERE `+where, args...).
-		Scan(&tr.ID, &tr.Key, &tr.Kind, &tr.Name, &tr.IncidentID, &tr.Planned, &created)
+	tr, err := scanTrigger(q.QueryRowContext(ctx, `SELECT `+triggerCols+` FROM triggers WHERE `+where, args...))
 	if errNoRows(err) {
 		return tr, false, nil
 	}
 	if err != nil {
 		return tr, false, fmt.Errorf("store: read trigger: %w", err)
 	}
-	tr.CreatedAt = fromMS(created)
 	return tr, true, nil
+}
+
+// triggerCols are the columns scanTrigger reads, in its order.
+const triggerCols = `id, key, kind, name, incident_id, planned, created_at, plan_until, plan_cursor, plan_spec`
+
+// scanTrigger reads one row of triggerCols.
+func scanTrigger(row interface{ Scan(...any) error }) (Trigger, error) {
+	var tr Trigger
+	var created, until int64
+	err := row.Scan(&tr.ID, &tr.Key, &tr.Kind, &tr.Name, &tr.IncidentID, &tr.Planned, &created, &until, &tr.PlanCursor, &tr.PlanSpec)
+	tr.CreatedAt, tr.PlanUntil = fromMS(created), fromMS(until)
+	return tr, err
 }
 
 // DeliveryID returns the id of the delivery of a trigger to a subscriber

@@ -75,19 +75,22 @@ func (s *Store) RecentTriggers(ctx context.Context, limit int) ([]Trigger, error
 }
 
 func (s *Store) triggers(ctx context.Context, tail string, args ...any) ([]Trigger, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, key, kind, name, incident_id, planned, created_at FROM triggers `+tail, args...)
+	return readTriggers(ctx, s.r, tail, args...)
+}
+
+// readTriggers lists the triggers a query tail (WHERE, ORDER BY…) selects.
+func readTriggers(ctx context.Context, q querier, tail string, args ...any) ([]Trigger, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+triggerCols+` FROM triggers `+tail, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: read triggers: %w", err)
 	}
 	defer rows.Close()
 	var out []Trigger
 	for rows.Next() {
-		var t Trigger
-		var created int64
-		if err := rows.Scan(&t.ID, &t.Key, &t.Kind, &t.Name, &t.IncidentID, &t.Planned, &created); err != nil {
+		t, err := scanTrigger(rows)
+		if err != nil {
 			return nil, fmt.Errorf("store: scan trigger: %w", err)
 		}
-		t.CreatedAt = fromMS(created)
 		out = append(out, t)
 	}
 	return out, rows.Err()

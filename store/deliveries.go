@@ -62,12 +62,11 @@ func (t *Tx) CreateTrigger(tr *Trigger) (bool, error) {
 		return false, fmt.Errorf("store: insert trigger %s: %w", tr.Key, err)
 	}
 	n, _ := res.RowsAffected()
-	var created, until int64
-	if err := t.queryRow(`SELECT id, planned, created_at, plan_until, plan_cursor, plan_spec FROM triggers WHERE key=?`, tr.Key).Scan(
-		&tr.ID, &tr.Planned, &created, &until, &tr.PlanCursor, &tr.PlanSpec); err != nil {
+	got, err := scanTrigger(t.queryRow(`SELECT `+triggerCols+` FROM triggers WHERE key=?`, tr.Key))
+	if err != nil {
 		return false, fmt.Errorf("store: read trigger %s: %w", tr.Key, err)
 	}
-	tr.CreatedAt, tr.PlanUntil = fromMS(created), fromMS(until)
+	*tr = got
 	return n == 1, nil
 }
 
@@ -126,23 +125,11 @@ func (t *Tx) CountPlanned(triggerID int64) (int, error) {
 // UnfinishedPlans lists triggers whose planning stopped part-way and whose
 // planner's lease ran out before now: a process died while planning them.
 func (s *Store) UnfinishedPlans(ctx context.Context, now time.Time) ([]Trigger, error) {
-	rows, err := s.w.QueryContext(ctx, `SELECT id, key, kind, name, incident_id, created_at, plan_until, plan_cursor, plan_spec FROM triggers
-		WHERE plan_until != 0 AND plan_until < ? ORDER BY id`, ms(now))
+	trs, err := readTriggers(ctx, s.w, `WHERE plan_until != 0 AND plan_until < ? ORDER BY id`, ms(now))
 	if err != nil {
 		return nil, fmt.Errorf("store: unfinished plans: %w", err)
 	}
-	defer rows.Close()
-	var out []Trigger
-	for rows.Next() {
-		var tr Trigger
-		var created, until int64
-		if err := rows.Scan(&tr.ID, &tr.Key, &tr.Kind, &tr.Name, &tr.IncidentID, &created, &until, &tr.PlanCursor, &tr.PlanSpec); err != nil {
-			return nil, err
-		}
-		tr.CreatedAt, tr.PlanUntil = fromMS(created), fromMS(until)
-		out = append(out, tr)
-	}
-	return out, rows.Err()
+	return trs, nil
 }
 
 // SubscriberLocales lists the distinct locales of all subscribers, each
