@@ -66,7 +66,7 @@ func benchEmail(b *testing.B, req dispatch.Request) {
 		running := make(chan error, 1)
 		go func() { running <- r.disp.Run(ctx) }()
 		stop := make(chan struct{})
-		peak := peakHeap(stop)
+		peaks := sampleMemory(stop)
 		time.Sleep(50 * time.Millisecond) // the dispatcher is idle, as a server's is
 		b.StartTimer()
 		start := time.Now()
@@ -104,7 +104,7 @@ func benchEmail(b *testing.B, req dispatch.Request) {
 		b.ReportMetric(float64(time.Duration(first.Load()-start.UnixNano()).Microseconds())/1000, "first_msg_ms")
 		b.ReportMetric(float64(n)/time.Duration(last.Load()-first.Load()).Seconds(), "send_msgs/s")
 		b.ReportMetric(float64(n)/total.Seconds(), "e2e_msgs/s")
-		b.ReportMetric(float64(peak.Load())/(1<<20), "peak_heap_MiB")
+		peaks.report(b)
 	}
 }
 

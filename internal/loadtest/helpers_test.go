@@ -3,8 +3,13 @@ package loadtest
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,17 +78,32 @@ func (r *rig) counts(tb testing.TB) map[string]int {
 	return c
 }
 
-// peakHeap samples the heap in use until stop is closed.
-func peakHeap(stop <-chan struct{}) *atomic.Uint64 {
-	var peak atomic.Uint64
+// memoryPeaks samples the process's memory from now until stop is closed.
+// It first collects the setup's garbage (the subscriber list written to
+// SQLite, ...) and resets the kernel's peak-RSS mark, so that the peaks
+// are the workload's: heap is the Go heap in use (read through
+// runtime/metrics, which does not stop the world as ReadMemStats does);
+// rss is the whole process's resident peak, SQLite's page cache and the
+// in-process SMTP sink included (0 where /proc cannot say).
+type memoryPeaks struct {
+	heap atomic.Uint64
+	done chan struct{}
+}
+
+func sampleMemory(stop <-chan struct{}) *memoryPeaks {
+	runtime.GC()
+	debug.FreeOSMemory()
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // resets VmHWM (Linux)
+	p := &memoryPeaks{done: make(chan struct{})}
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
 	go func() {
-		var ms runtime.MemStats
+		defer close(p.done)
 		t := time.NewTicker(10 * time.Millisecond)
 		defer t.Stop()
 		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
+			metrics.Read(samples)
+			if in := samples[0].Value.Uint64() + samples[1].Value.Uint64(); in > p.heap.Load() {
+				p.heap.Store(in)
 			}
 			select {
 			case <-stop:
@@ -92,5 +112,32 @@ func peakHeap(stop <-chan struct{}) *atomic.Uint64 {
 			}
 		}
 	}()
-	return &peak
+	return p
+}
+
+// report adds the peaks to b's metrics once sampling has stopped.
+func (p *memoryPeaks) report(b *testing.B) {
+	<-p.done
+	b.ReportMetric(float64(p.heap.Load())/(1<<20), "peak_heap_MiB")
+	if rss := peakRSS(); rss > 0 {
+		b.ReportMetric(float64(rss)/(1<<20), "peak_rss_MiB")
+	}
+}
+
+// peakRSS reads the process's resident high-water mark (VmHWM), in bytes.
+func peakRSS() uint64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }
