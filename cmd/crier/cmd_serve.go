@@ -132,6 +132,9 @@ func (a *app) serve(ctx context.Context) error {
 	}()
 	a.sched.Start(runCtx)
 	a.log.Info("crier serving", "listen", ln.Addr().String(), "database", a.st.Path(), "channels", len(a.chans), "briefings", len(a.schedule))
+	if a.env.gc.GCFrom != "" {
+		a.log.Info("garbage collector", "settings", a.env.gc.String())
+	}
 	fmt.Fprintf(a.env.stderr, "crier serving on http://%s (database %s); Ctrl-C to stop\n", ln.Addr(), a.st.Path())
 
 	<-runCtx.Done()

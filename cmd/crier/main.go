@@ -14,12 +14,13 @@ import (
 	_ "time/tzdata" // IANA zones even on machines without them
 
 	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/internal/gcpolicy"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now, gc: gcpolicy.Apply(nil)}
 	os.Exit(run(ctx, os.Args[1:], e))
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/crier-dev/crier/dispatch"
 	"github.com/crier-dev/crier/incidents"
 	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/internal/gcpolicy"
 	"github.com/crier-dev/crier/metrics"
 	"github.com/crier-dev/crier/scheduler"
 	"github.com/crier-dev/crier/server"
@@ -38,6 +39,9 @@ type env struct {
 
 	// stdin is where crier users add reads a password (nil: os.Stdin).
 	stdin io.Reader
+
+	// gc is the collector policy main applied (zero in tests).
+	gc gcpolicy.Settings
 
 	// channelOpts lets tests point real channels at in-process peers.
 	twilioOpts []twilio.Option

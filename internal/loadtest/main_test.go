@@ -1,0 +1,17 @@
+package loadtest
+
+import (
+	"os"
+	"testing"
+
+	"github.com/crier-dev/crier/internal/gcpolicy"
+)
+
+// TestMain runs the package with the garbage-collector settings the crier
+// binary applies at start-up, so that the benchmarks measure crier as it
+// runs (GOGC and GOMEMLIMIT in the environment still win, as they do for
+// the binary).
+func TestMain(m *testing.M) {
+	gcpolicy.Apply(nil)
+	os.Exit(m.Run())
+}
