@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crier-dev/crier/internal/gcpolicy"
 )
 
 const serveToken = "serve-test-token-0123456789abcdef"
@@ -278,4 +280,17 @@ func TestCLI_Serve_API(t *testing.T) {
 	}
 	assertNoPanic(t, result{args: []string{"serve"}, stderr: s.stderr.String()})
 	assertNoSecrets(t, "serve stderr", s.stderr.String(), serveToken)
+}
+
+// TestServe_LogsGarbageCollectorSettings: what main applied to the
+// collector (internal/gcpolicy) is in serve's start-up log, for an
+// operator to see which defaults or environment values are in force.
+func TestServe_LogsGarbageCollectorSettings(t *testing.T) {
+	h := serveHarness(t)
+	h.base.gc = gcpolicy.Settings{GCPercent: gcpolicy.GCPercent, GCFrom: "crier default", MemoryLimit: 1536 << 20, LimitFrom: "cgroup or system memory"}
+	s := startServe(t, h)
+	const want = `msg="garbage collector" settings="GOGC=400 (crier default), memory limit 1536 MiB (cgroup or system memory)"`
+	if log := s.stderr.String(); !strings.Contains(log, want) {
+		t.Errorf("serve's log lacks %s:\n%s", want, log)
+	}
 }
