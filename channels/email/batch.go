@@ -25,18 +25,19 @@ type batchItem struct {
 }
 
 // SendBatch sends ms over one connection and returns one result per
-// message, in order, each as Send would have returned it. With PIPELINING
-// each message's data and "." go out in one write with the next message's
-// MAIL FROM, RCPT TO and DATA (RFC 2920 3.1), so a message costs one round
-// trip; with CHUNKING too, each message is one write of its commands and
-// its BDAT LAST chunk, also one round trip; without PIPELINING the
-// messages go one after the other, stepwise.
+// message, in order. With PIPELINING each message's data and "." go out in
+// one write with the next message's MAIL FROM, RCPT TO and DATA (RFC 2920
+// 3.1), so a message costs one round trip; with CHUNKING too, every
+// message of the batch is written before any reply is read, so the batch
+// costs one round trip (see sendChunks for what a lost connection leaves
+// in doubt); without PIPELINING the messages go one after the other,
+// stepwise.
 //
 // The configured timeout applies per message: the connection's deadline
 // is renewed whenever a message's commands or data are written.
 //
-// A message the server never took any of (no 354 came; with BDAT, the
-// chunk was cut short or MAIL FROM or RCPT TO went unanswered) because the
+// A message the server never took any of (no 354 came; with BDAT, its
+// chunk was cut short, or nothing of the batch was answered) because the
 // connection was lost, or because the server said it was closing (421),
 // is sent on a fresh connection within the call, and so are the messages
 // after it. A connection that delivered nothing before it was lost is
@@ -230,75 +231,100 @@ func (c *conn) sendBatch(ctx context.Context, items []batchItem) (n int, stop *s
 	return len(items), nil
 }
 
-// sendChunks runs the transactions of items in order on c for a server
-// that offers CHUNKING as well as PIPELINING, and reports as sendBatch
-// does. Each message is one write, its MAIL FROM, RCPT TO and BDAT LAST
-// with the whole message, and one round trip: the next is written once
-// the three replies are in. A refused transaction is ended by an RSET
-// written ahead of the next message.
+// sendChunks runs the transactions of items on c for a server that offers
+// CHUNKING as well as PIPELINING, and reports as sendBatch does. Every
+// message is written before any reply is read: the first as MAIL FROM,
+// RCPT TO and BDAT LAST with the whole message, each later one the same
+// behind an RSET, so that it starts clean whatever became of the one
+// before (RFC 2920 and RFC 3030 4.2 let BDAT and RSET be pipelined). The
+// replies are then read in order: a batch costs one round trip, not one a
+// message.
+//
+// Each message is judged by its own replies: accepted, refused, or in
+// doubt. A message is in doubt when the connection was lost after the
+// server had begun to answer the batch and before the reply to its BDAT:
+// the server may have read and accepted it, and any message written
+// after it, with the replies lost. When nothing of the batch was answered
+// (a connection the server had already dropped), or the server said it
+// was closing, the messages from there on were not taken: they are left
+// for a fresh connection, as are any a failed write never finished. A
+// server that accepts a message whose recipient it refused, or refuses
+// RSET, is out of step: the batch's replies are still read, but the
+// connection carries nothing more.
 func (c *conn) sendChunks(ctx context.Context, items []batchItem) (n int, stop *sendError) {
 	release := c.raw.bind(ctx)
 	defer release()
 	t := c.sc.Text
-	rset := false // the previous transaction was refused
+	written := len(items)
+	var lost error // the write that failed
 	for i := range items {
-		it := &items[i]
 		c.renew()
-		if rset {
+		if i > 0 {
 			_, _ = t.W.WriteString("RSET\r\n")
 		}
-		c.writeChunked(it.o)
+		c.writeChunked(items[i].o)
 		if err := t.W.Flush(); err != nil {
-			// Lost while writing: the server cannot have accepted part
-			// of a chunk.
-			return i, &sendError{stage: stageMail, err: err, desync: true}
+			// Lost while writing: the server cannot have accepted part of
+			// a chunk, nor anything after it.
+			written, lost = i, err
+			break
 		}
-		outOfStep := false
-		if rset {
+	}
+	// inDoubt settles items[i:written] as maybe sent after err lost them.
+	inDoubt := func(i int, err error) (int, *sendError) {
+		for ; i < written; i++ {
+			items[i].err = &sendError{stage: stageEnd, err: err, desync: true}
+		}
+		return written, c.cut(err)
+	}
+	heard := false // the server has answered something of the batch
+	for i := range items[:written] {
+		it := &items[i]
+		if i > 0 {
 			if _, _, err := t.ReadResponse(250); err != nil {
 				var te *textproto.Error
-				if !errors.As(err, &te) || te.Code == 421 {
-					// Lost or closing before any reply about the message.
-					return i, c.cut(rsetFailed(err))
+				switch {
+				case !errors.As(err, &te):
+					return inDoubt(i, err)
+				case te.Code == 421:
+					return i, c.cut(err) // closing: the rest were not taken
 				}
-				// RSET refused: the server is out of step, but the
-				// message went out whole and its replies say what
+				// RSET refused: the message's own replies still say what
 				// became of it.
-				outOfStep = true
+				c.outOfStep = true
 			}
 		}
 		reply, se := c.readGroup(true)
+		c.renew()
 		if se == nil {
 			it.reply = reply
-			rset = false
-			if outOfStep {
-				return i + 1, nil
-			}
+			heard = true
 			continue
 		}
 		if se.unaccepted() {
-			return i, se
+			if se.refused() == nil && (heard || se.stage > stageMail) {
+				return inDoubt(i, se.err)
+			}
+			return i, se // nothing answered, or closing: not taken
 		}
+		heard = true
 		it.err = se
 		te := se.refused()
 		switch {
 		case se.desync && c.raw.failed():
-			// Lost, after the message was refused or while its reply was
+			// Lost after this message was refused, or while its reply was
 			// awaited (then it may have been sent).
-			return i + 1, c.cut(se.err)
-		case se.desync || outOfStep:
-			return i + 1, nil
+			return inDoubt(i+1, se.err)
 		case te != nil && te.Code == 421:
 			return i + 1, c.cut(se.err)
-		case i+1 == len(items):
-			return i + 1, nil
+		case se.desync:
+			c.outOfStep = true
 		}
-		// The server refused the BDAT that followed a refused MAIL FROM
-		// or RCPT TO (and discarded its chunk), or refused the message
-		// itself: end the transaction before the next one.
-		rset = true
 	}
-	return len(items), nil
+	if lost != nil {
+		return written, &sendError{stage: stageMail, err: lost, desync: true}
+	}
+	return written, nil
 }
 
 // sendEach runs the transactions of items one after the other on c with

@@ -166,27 +166,30 @@ func TestSender_SendBatch_Chunking(t *testing.T) {
 		t.Fatalf("server received %d messages on %d connections, want 6 on 1", len(msgs), srv.connections())
 	}
 	a1, a2, a3 := "person1@example.gov", "person2@example.gov", "person3@example.gov"
-	want := []string{"EHLO example.org\r\n",
-		chunked(a1, msgs[0]), chunked(a2, msgs[1]), chunked(a3, msgs[2]), // Send
-		chunked(a1, msgs[0]), chunked(a2, msgs[1]), chunked(a3, msgs[2]), // SendBatch
-		"QUIT\r\n"}
-	wire := wireOf(srv, 1)
-	if !slices.Equal(wire, want) {
+	// Send waits for each message's replies; SendBatch writes them all
+	// first, each after the first behind an RSET. How the bytes were cut
+	// into reads depends on timing, so the stream is compared whole.
+	want := "EHLO example.org\r\n" +
+		chunked(a1, msgs[0]) + chunked(a2, msgs[1]) + chunked(a3, msgs[2]) + // Send
+		chunked(a1, msgs[0]) + "RSET\r\n" + chunked(a2, msgs[1]) + "RSET\r\n" + chunked(a3, msgs[2]) + // SendBatch
+		"QUIT\r\n"
+	wire := streamOf(srv, 1)
+	if wire != want {
 		t.Errorf("wire:\n%q\nwant\n%q", wire, want)
 	}
-	for _, w := range wire {
-		splitChunks(t, w)
-	}
+	splitChunks(t, wire)
 	if !bytes.Contains(msgs[2], []byte("In-Reply-To: <opened@example.org>\r\n")) {
 		t.Errorf("the threaded message has no In-Reply-To:\n%s", msgs[2])
 	}
 }
 
 // A refused transaction fails its own message only: the server refuses
-// the BDAT after a refused recipient and drops its chunk, and an RSET
-// goes ahead of the next message. A refused message is classified by
-// its code. A server that accepts the message although the recipient was
-// refused, or says it is closing, is left for a fresh connection.
+// the BDAT after a refused recipient and drops its chunk, and the RSET
+// ahead of the next message starts it clean. A refused message is
+// classified by its code. A server that accepts a message although its
+// recipient was refused is out of step: the batch's replies are read, but
+// the connection is not used again. A server that says it is closing
+// takes nothing after: the rest go on a fresh connection.
 func TestSender_SendBatch_ChunkingRefused(t *testing.T) {
 	a1, a2, a3 := "person1@example.gov", "person2@example.gov", "person3@example.gov"
 	tests := []struct {
@@ -200,7 +203,7 @@ func TestSender_SendBatch_ChunkingRefused(t *testing.T) {
 		{"recipient refused", func(s *scriptServer) { s.setRcptTo(a2, "550 5.1.1 no such user") },
 			string(channels.ReasonBadAddress), "550", 1, false},
 		{"recipient refused, BDAT accepted", func(s *scriptServer) { s.setRcptTo(a2, "550 5.1.1 no such user") },
-			string(channels.ReasonBadAddress), "550", 2, true},
+			string(channels.ReasonBadAddress), "550", 1, true},
 		{"message too big", func(s *scriptServer) { s.setBdatTo(a2, "552 5.3.4 message too big") },
 			string(channels.ReasonRejected), "552", 1, false},
 		{"message refused for now", func(s *scriptServer) { s.setBdatTo(a2, "451 4.3.0 try again later") },
@@ -228,24 +231,23 @@ func TestSender_SendBatch_ChunkingRefused(t *testing.T) {
 			if srv.connections() != tt.conns {
 				t.Errorf("%d connections, want %d", srv.connections(), tt.conns)
 			}
-			wire := wireOf(srv, 1)
-			if len(wire) < 3 || !strings.HasPrefix(wire[2], "MAIL FROM:<crier@example.org> BODY=8BITMIME\r\nRCPT TO:<"+a2+">\r\nBDAT ") {
-				t.Fatalf("wire on connection 1:\n%q\nwant the second message third", wire)
-			}
-			for _, w := range wire {
-				splitChunks(t, w)
-			}
 			msgs := srv.messages()
-			third := chunked(a3, msgs[len(msgs)-1])
+			first, third := chunked(a1, msgs[0]), chunked(a3, msgs[len(msgs)-1])
+			second := "RSET\r\nMAIL FROM:<crier@example.org> BODY=8BITMIME\r\nRCPT TO:<" + a2 + ">\r\nBDAT "
+			wire := streamOf(srv, 1)
+			if !strings.HasPrefix(wire, "EHLO example.org\r\n"+first+second) {
+				t.Fatalf("wire on connection 1:\n%q\nwant the second message behind an RSET after the first", wire)
+			}
+			splitChunks(t, wire)
 			if tt.conns == 1 {
-				want := []string{"EHLO example.org\r\n", chunked(a1, msgs[0]), wire[2], "RSET\r\n" + third, "QUIT\r\n"}
-				if !slices.Equal(wire, want) {
-					t.Errorf("wire:\n%q\nwant\n%q", wire, want)
+				// The third went out behind the second, before its replies.
+				if !strings.HasSuffix(wire, "RSET\r\n"+third+"QUIT\r\n") && !(tt.lenient && strings.HasSuffix(wire, "RSET\r\n"+third)) {
+					t.Errorf("wire on connection 1:\n%q\nwant the third message behind an RSET at the end", wire)
 				}
 				return
 			}
-			if want := []string{"EHLO example.org\r\n", third, "QUIT\r\n"}; !slices.Equal(wireOf(srv, 2), want) {
-				t.Errorf("wire on connection 2:\n%q\nwant\n%q", wireOf(srv, 2), want)
+			if want := "EHLO example.org\r\n" + third + "QUIT\r\n"; streamOf(srv, 2) != want {
+				t.Errorf("wire on connection 2:\n%q\nwant\n%q", streamOf(srv, 2), want)
 			}
 		})
 	}
@@ -297,19 +299,31 @@ func TestSender_Send_ChunkingInDoubt(t *testing.T) {
 		})
 	}
 	t.Run("batch", func(t *testing.T) {
+		// The server takes the first message, then hangs up after the
+		// second's chunk. The third was written behind the second before
+		// any reply came, so it is in doubt too: a server could have read
+		// and accepted it. Only if its write failed (the hang-up came
+		// first) does it go on a fresh connection.
 		srv := newScriptServer(t, hangUp, "PIPELINING", "8BITMIME", "CHUNKING")
 		srv.setOKFirst(1)
 		s := newSender(t, srv.config())
 		res := s.SendBatch(t.Context(), batch(3))
-		wantResults(t, res, "ok", string(channels.ReasonNetwork)+"?", "ok")
 		slotsFree(t, s)
+		net := string(channels.ReasonNetwork)
 		msgs := srv.messages()
-		if len(msgs) != 3 || srv.connections() != 2 {
-			t.Fatalf("server received %d messages on %d connections, want 3 on 2", len(msgs), srv.connections())
-		}
-		// Nothing of the third message went out on the first connection.
-		if w := wireOf(srv, 2); len(w) < 2 || w[1] != chunked("person3@example.gov", msgs[2]) {
-			t.Errorf("second connection's wire %q, want the third message", w)
+		switch srv.connections() {
+		case 1:
+			wantResults(t, res, "ok", net+"?", net+"?")
+			if len(msgs) != 2 {
+				t.Errorf("server received %d messages, want 2", len(msgs))
+			}
+		case 2:
+			wantResults(t, res, "ok", net+"?", "ok")
+			if w := streamOf(srv, 2); len(msgs) != 3 || !strings.HasPrefix(w, "EHLO example.org\r\n"+chunked("person3@example.gov", msgs[2])) {
+				t.Errorf("second connection's wire %q, want the third message", w)
+			}
+		default:
+			t.Fatalf("%d connections, want 1 or 2", srv.connections())
 		}
 	})
 }

@@ -193,6 +193,8 @@ type conn struct {
 	chunking     bool // RFC 3030 CHUNKING, with PIPELINING: a message goes as BDAT LAST with its commands
 	eightBitMIME bool // RFC 6152: MAIL FROM says BODY=8BITMIME, as go-mail does
 	smtpUTF8     bool // RFC 6531: MAIL FROM says SMTPUTF8 when an address needs it
+
+	outOfStep bool // the server's replies no longer follow the commands: carry nothing more
 }
 
 // discard drops the connection without a word: it is broken or in doubt.

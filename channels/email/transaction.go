@@ -267,6 +267,9 @@ func (c *conn) stale(err error) bool {
 
 // keep reports whether the connection is fit for the next message.
 func (c *conn) keep(err error) bool {
+	if c.outOfStep {
+		return false
+	}
 	if err == nil {
 		return true
 	}
