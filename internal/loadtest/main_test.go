@@ -12,6 +12,9 @@ import (
 // runs (GOGC and GOMEMLIMIT in the environment still win, as they do for
 // the binary).
 func TestMain(m *testing.M) {
+	if os.Getenv(sinkProcEnv) == "1" {
+		runSinkProcess() // a separate process, with Go's own defaults
+	}
 	gcpolicy.Apply(nil)
 	os.Exit(m.Run())
 }
