@@ -254,21 +254,68 @@ func (c *conn) sendBatch(ctx context.Context, items []batchItem) (n int, stop *s
 func (c *conn) sendChunks(ctx context.Context, items []batchItem) (n int, stop *sendError) {
 	release := c.raw.bind(ctx)
 	defer release()
+	for n < len(items) {
+		// A window of messages is written at once: all of them, unless
+		// they are large.
+		to, size := n, 0
+		for to < len(items) && (to == n || size < maxWindow) {
+			size += items[to].o.size()
+			to++
+		}
+		var done int
+		done, stop = c.sendWindow(items, n, to)
+		if stop != nil || done < to || c.outOfStep {
+			return done, stop // an out-of-step connection carries nothing more
+		}
+		n = to
+	}
+	return n, nil
+}
+
+// maxWindow is about the most message bytes sendChunks assembles and
+// writes at once.
+const maxWindow = 1 << 20
+
+// sendWindow writes items[from:to] at once, each after the batch's first
+// behind an RSET, then reads their replies, and reports as sendChunks
+// does: the messages before the returned index are settled.
+func (c *conn) sendWindow(items []batchItem, from, to int) (int, *sendError) {
 	t := c.sc.Text
-	written := len(items)
-	var lost error // the write that failed
-	for i := range items {
-		c.renew()
+	// The window is assembled apart, so that a failed write says exactly
+	// which messages went out whole: ends[i] is where items[from+i] ends.
+	buf := &c.batch
+	buf.Reset()
+	ends := make([]int, to-from)
+	for i := from; i < to; i++ {
 		if i > 0 {
-			_, _ = t.W.WriteString("RSET\r\n")
+			_, _ = buf.WriteString("RSET\r\n")
 		}
-		c.writeChunked(items[i].o)
-		if err := t.W.Flush(); err != nil {
-			// Lost while writing: the server cannot have accepted part of
-			// a chunk, nor anything after it.
-			written, lost = i, err
-			break
+		c.writeChunked(buf, items[i].o)
+		ends[i-from] = buf.Len()
+	}
+	c.renew()
+	written := to
+	lost := t.W.Flush() // the write that failed; nothing is buffered before a window
+	if lost == nil {
+		// Larger than the writer's buffer, the window goes straight to the
+		// connection; smaller, it is copied there and flushed.
+		nn, err := t.W.Write(buf.Bytes())
+		if err == nil {
+			err = t.W.Flush()
 		}
+		if err != nil {
+			lost = err
+			out := nn - t.W.Buffered() // the bytes that reached the connection
+			written = from
+			for written < to && ends[written-from] <= out {
+				written++
+			}
+		}
+	} else {
+		written = from
+	}
+	if buf.Cap() > 2*maxWindow {
+		c.batch = bytes.Buffer{} // do not keep a large message's memory
 	}
 	// inDoubt settles items[i:written] as maybe sent after err lost them.
 	inDoubt := func(i int, err error) (int, *sendError) {
@@ -277,8 +324,8 @@ func (c *conn) sendChunks(ctx context.Context, items []batchItem) (n int, stop *
 		}
 		return written, c.cut(err)
 	}
-	heard := false // the server has answered something of the batch
-	for i := range items[:written] {
+	heard := from > 0 // the server has answered something of the batch
+	for i := from; i < written; i++ {
 		it := &items[i]
 		if i > 0 {
 			if _, _, err := t.ReadResponse(250); err != nil {
@@ -322,9 +369,11 @@ func (c *conn) sendChunks(ctx context.Context, items []batchItem) (n int, stop *
 		}
 	}
 	if lost != nil {
+		// Lost while writing: the server cannot have accepted part of a
+		// chunk, nor anything after it.
 		return written, &sendError{stage: stageMail, err: lost, desync: true}
 	}
-	return written, nil
+	return to, nil
 }
 
 // sendEach runs the transactions of items one after the other on c with

@@ -537,3 +537,30 @@ func storedData(data string) string {
 	}
 	return "no end of data in " + strconv.Quote(data)
 }
+
+// Large messages go out in windows of about a megabyte, one after the
+// other on the same connection, each after the batch's first behind an
+// RSET: the server receives the same stream as for small ones.
+func TestSender_SendBatch_ChunkingLargeMessagesInWindows(t *testing.T) {
+	srv := newScriptServer(t, replyOK, "PIPELINING", "8BITMIME", "CHUNKING")
+	s := newSender(t, srv.config())
+	ms := batch(3)
+	for i := range ms {
+		ms[i].Text = strings.Repeat("Referrals are down; use the paper process.\n", 600<<10/43)
+		ms[i].HTML = ""
+	}
+	wantResults(t, s.SendBatch(t.Context(), ms), "ok", "ok", "ok")
+	slotsFree(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.messages()
+	if len(msgs) != 3 || srv.connections() != 1 {
+		t.Fatalf("server received %d messages on %d connections, want 3 on 1", len(msgs), srv.connections())
+	}
+	a1, a2, a3 := "person1@example.gov", "person2@example.gov", "person3@example.gov"
+	want := "EHLO example.org\r\n" + chunked(a1, msgs[0]) + "RSET\r\n" + chunked(a2, msgs[1]) + "RSET\r\n" + chunked(a3, msgs[2]) + "QUIT\r\n"
+	if wire := streamOf(srv, 1); wire != want {
+		t.Errorf("wire (%d bytes) differs from the %d bytes wanted", len(wire), len(want))
+	}
+}

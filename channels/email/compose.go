@@ -91,6 +91,14 @@ func (o *outgoing) chunk() (head, rest []byte) {
 	return o.header(), o.shared.chunk
 }
 
+// size is about the bytes o's chunk takes, without building its header.
+func (o *outgoing) size() int {
+	if o.shared == nil {
+		return len(o.whole)
+	}
+	return len(o.shared.chunk) + 1024
+}
+
 // writeData writes a shared content's message as DATA carries it:
 // dot-stuffed and ended by ".". The header section needs no stuffing: its
 // lines begin with a field name or a space, and its values are plain

@@ -2,6 +2,7 @@ package email
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -194,7 +195,8 @@ type conn struct {
 	eightBitMIME bool // RFC 6152: MAIL FROM says BODY=8BITMIME, as go-mail does
 	smtpUTF8     bool // RFC 6531: MAIL FROM says SMTPUTF8 when an address needs it
 
-	outOfStep bool // the server's replies no longer follow the commands: carry nothing more
+	outOfStep bool         // the server's replies no longer follow the commands: carry nothing more
+	batch     bytes.Buffer // where sendChunks assembles a batch, kept between batches
 }
 
 // discard drops the connection without a word: it is broken or in doubt.

@@ -90,7 +90,7 @@ func (c *conn) send(ctx context.Context, o *outgoing) (string, error) {
 // replies in order: one round trip, and the message is neither
 // dot-stuffed nor ended by ".".
 func (c *conn) sendChunked(o *outgoing) (string, error) {
-	c.writeChunked(o)
+	c.writeChunked(c.sc.Text.W, o)
 	if err := c.sc.Text.W.Flush(); err != nil {
 		// Lost while writing: the server cannot have accepted part of a
 		// chunk.
@@ -103,12 +103,18 @@ func (c *conn) sendChunked(o *outgoing) (string, error) {
 	return reply, nil
 }
 
-// writeChunked buffers o's MAIL FROM, RCPT TO and BDAT LAST, and the
-// message as the chunk. Write errors stay in the writer for its Flush to
-// report.
-func (c *conn) writeChunked(o *outgoing) {
-	w := c.sc.Text.W
-	c.writeEnvelope(o)
+// textWriter is what the commands are written to: the connection's
+// buffered writer, or a buffer a batch is assembled in.
+type textWriter interface {
+	io.Writer
+	io.StringWriter
+}
+
+// writeChunked writes o's MAIL FROM, RCPT TO and BDAT LAST, and the
+// message as the chunk, to w. Write errors stay in a buffered writer for
+// its Flush to report.
+func (c *conn) writeChunked(w textWriter, o *outgoing) {
+	c.writeEnvelope(w, o)
 	head, rest := o.chunk()
 	_, _ = w.WriteString("BDAT ")
 	_, _ = w.WriteString(strconv.Itoa(len(head) + len(rest)))
@@ -136,13 +142,12 @@ func (c *conn) sendPipelined(o *outgoing) (string, error) {
 
 // writeGroup buffers o's MAIL FROM, RCPT TO and DATA, unflushed.
 func (c *conn) writeGroup(o *outgoing) {
-	c.writeEnvelope(o)
+	c.writeEnvelope(c.sc.Text.W, o)
 	_, _ = c.sc.Text.W.WriteString("DATA\r\n")
 }
 
-// writeEnvelope buffers o's MAIL FROM and RCPT TO, unflushed.
-func (c *conn) writeEnvelope(o *outgoing) {
-	w := c.sc.Text.W
+// writeEnvelope writes o's MAIL FROM and RCPT TO to w.
+func (c *conn) writeEnvelope(w textWriter, o *outgoing) {
 	_, _ = w.WriteString("MAIL FROM:")
 	_, _ = w.WriteString(o.from)
 	if c.eightBitMIME {
