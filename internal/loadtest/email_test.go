@@ -56,14 +56,14 @@ func benchEmailTo(b *testing.B, req dispatch.Request, ownProcess bool) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		// sent is when the sink had the first and the last message (Unix
-		// nanoseconds), once it has all n.
+		// nanoseconds), once it has all n, and a sink process's CPU time.
 		var host string
 		var port int
-		var sent func() [2]int64
+		var sent func() [3]int64
 		if ownProcess {
 			p := startSinkProcess(b, n)
 			host, port = p.host, p.port
-			sent = func() [2]int64 { return <-p.done }
+			sent = func() [3]int64 { return <-p.done }
 		} else {
 			var first, last atomic.Int64
 			peer := channeltest.NewSMTPPeer(b, channeltest.SMTPDiscard(), channeltest.SMTPHook(func(stage channeltest.SMTPStage, _ string) error {
@@ -75,11 +75,11 @@ func benchEmailTo(b *testing.B, req dispatch.Request, ownProcess bool) {
 				return nil
 			}))
 			host, port = peer.Host, peer.Port
-			sent = func() [2]int64 {
+			sent = func() [3]int64 {
 				for peer.Count() < n {
 					time.Sleep(5 * time.Millisecond)
 				}
-				return [2]int64{first.Load(), last.Load()}
+				return [3]int64{first.Load(), last.Load(), 0}
 			}
 		}
 		sender, err := email.New("email", email.Config{Host: host, Port: port, TLS: email.TLSNone, From: "Briefings <briefings@example.org>",
@@ -97,7 +97,7 @@ func benchEmailTo(b *testing.B, req dispatch.Request, ownProcess bool) {
 		peaks := sampleMemory(stop)
 		time.Sleep(50 * time.Millisecond) // the dispatcher is idle, as a server's is
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		out, err := r.planner.Plan(context.Background(), r.st, req)
 		if err != nil {
 			b.Fatal(err)
@@ -116,7 +116,7 @@ func benchEmailTo(b *testing.B, req dispatch.Request, ownProcess bool) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		total := time.Since(start)
+		total, cpu := time.Since(start), cpuTime()-cpu0
 		b.StopTimer()
 		stopDispatcher()
 		if err := <-running; err != nil {
@@ -130,6 +130,12 @@ func benchEmailTo(b *testing.B, req dispatch.Request, ownProcess bool) {
 		b.ReportMetric(float64(time.Duration(at[0]-start.UnixNano()).Microseconds())/1000, "first_msg_ms")
 		b.ReportMetric(float64(n)/time.Duration(at[1]-at[0]).Seconds(), "send_msgs/s")
 		b.ReportMetric(float64(n)/total.Seconds(), "e2e_msgs/s")
+		// CPU per message: this process's (crier, and the sink when it
+		// runs here) and a sink process's, up to its last message.
+		b.ReportMetric(float64(cpu.Microseconds())/n, "cpu_µs/msg")
+		if at[2] > 0 {
+			b.ReportMetric(float64(time.Duration(at[2]).Microseconds())/n, "sink_cpu_µs/msg")
+		}
 		peaks.report(b)
 	}
 }

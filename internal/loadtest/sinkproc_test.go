@@ -28,8 +28,8 @@ const (
 
 // runSinkProcess serves SMTP on a free loopback port until stdin closes.
 // It prints "listening HOST:PORT", then "done FIRST LAST" (Unix
-// nanoseconds of the first and the last message) once the expected count
-// has arrived.
+// nanoseconds of the first and the last message) and its CPU time so far
+// (nanoseconds) once the expected count has arrived.
 func runSinkProcess() {
 	want, _ := strconv.ParseInt(os.Getenv(sinkProcCount), 10, 64)
 	var count, first, last atomic.Int64
@@ -47,7 +47,7 @@ func runSinkProcess() {
 	go func() {
 		for range time.Tick(2 * time.Millisecond) {
 			if count.Load() >= want && done.CompareAndSwap(false, true) {
-				fmt.Println("done", first.Load(), last.Load())
+				fmt.Println("done", first.Load(), last.Load(), int64(cpuTime()))
 			}
 		}
 	}()
@@ -77,7 +77,7 @@ func (*sinkSession) Logout() error { return nil }
 type sinkProcess struct {
 	host string
 	port int
-	done chan [2]int64 // first and last message, Unix nanoseconds
+	done chan [3]int64 // first and last message, Unix nanoseconds; the sink's CPU time
 }
 
 // startSinkProcess starts the sink expecting n messages; it is stopped at
@@ -123,13 +123,13 @@ func startSinkProcess(b *testing.B, n int) *sinkProcess {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &sinkProcess{host: host, done: make(chan [2]int64, 1)}
+	p := &sinkProcess{host: host, done: make(chan [3]int64, 1)}
 	p.port, _ = strconv.Atoi(port)
 	go func() {
 		for lines.Scan() {
-			var first, last int64
-			if _, err := fmt.Sscanf(lines.Text(), "done %d %d", &first, &last); err == nil {
-				p.done <- [2]int64{first, last}
+			var first, last, cpu int64
+			if _, err := fmt.Sscanf(lines.Text(), "done %d %d %d", &first, &last, &cpu); err == nil {
+				p.done <- [3]int64{first, last, cpu}
 			}
 		}
 	}()
