@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/textproto"
 	"time"
 
@@ -34,7 +35,9 @@ type batchItem struct {
 // stepwise.
 //
 // The configured timeout applies per message: the connection's deadline
-// is renewed whenever a message's commands or data are written.
+// is renewed whenever a message's commands or data are written, and, with
+// CHUNKING, a window's write has it once per message it carries and each
+// message's replies have it afresh.
 //
 // A message the server never took any of (no 354 came; with BDAT, its
 // chunk was cut short, or nothing of the batch was answered) because the
@@ -233,24 +236,27 @@ func (c *conn) sendBatch(ctx context.Context, items []batchItem) (n int, stop *s
 
 // sendChunks runs the transactions of items on c for a server that offers
 // CHUNKING as well as PIPELINING, and reports as sendBatch does. Every
-// message is written before any reply is read: the first as MAIL FROM,
-// RCPT TO and BDAT LAST with the whole message, each later one the same
-// behind an RSET, so that it starts clean whatever became of the one
-// before (RFC 2920 and RFC 3030 4.2 let BDAT and RSET be pipelined). The
-// replies are then read in order: a batch costs one round trip, not one a
-// message.
+// message of a window (the whole batch, unless its messages are large) is
+// written at once before any reply is read: the first as MAIL FROM, RCPT
+// TO and BDAT LAST with the whole message, each later one the same behind
+// an RSET, so that it starts clean whatever became of the one before
+// (RFC 2920 and RFC 3030 4.2 let BDAT and RSET be pipelined). The replies
+// are then read in order: a window costs one round trip, not one a
+// message. The write has the timeout once per message it carries; the
+// replies have it afresh, renewed after each message's.
 //
 // Each message is judged by its own replies: accepted, refused, or in
-// doubt. A message is in doubt when the connection was lost after the
-// server had begun to answer the batch and before the reply to its BDAT:
-// the server may have read and accepted it, and any message written
-// after it, with the replies lost. When nothing of the batch was answered
-// (a connection the server had already dropped), or the server said it
-// was closing, the messages from there on were not taken: they are left
-// for a fresh connection, as are any a failed write never finished. A
-// server that accepts a message whose recipient it refused, or refuses
-// RSET, is out of step: the batch's replies are still read, but the
-// connection carries nothing more.
+// doubt. A message is in doubt when the connection was lost, timed out or
+// answered unreadably before the reply to its BDAT, or when its RSET was
+// refused: the server may have read and accepted it, and any message
+// written after it, with the replies lost. Only two cases leave messages
+// not taken, for a fresh connection: the server said it was closing (421)
+// before them, or nothing of the batch was answered and the server had
+// hung up (a connection it had already dropped). A failed write leaves
+// the message it cut short, and those after, not taken (a server takes no
+// part of a chunk). A server that accepts a message although a command
+// of its transaction was refused is out of step: the batch's replies are
+// still read, but the connection carries nothing more.
 func (c *conn) sendChunks(ctx context.Context, items []batchItem) (n int, stop *sendError) {
 	release := c.raw.bind(ctx)
 	defer release()
@@ -293,7 +299,8 @@ func (c *conn) sendWindow(items []batchItem, from, to int) (int, *sendError) {
 		c.writeChunked(buf, items[i].o)
 		ends[i-from] = buf.Len()
 	}
-	c.renew()
+	// The write gets the timeout once for each message it carries.
+	_ = c.raw.SetDeadline(time.Now().Add(c.timeout * time.Duration(to-from)))
 	written := to
 	lost := t.W.Flush() // the write that failed; nothing is buffered before a window
 	if lost == nil {
@@ -324,21 +331,22 @@ func (c *conn) sendWindow(items []batchItem, from, to int) (int, *sendError) {
 		}
 		return written, c.cut(err)
 	}
-	heard := from > 0 // the server has answered something of the batch
+	// heard: the server is known to have been reading this batch. A write
+	// cut short by a timeout, not by a hang-up, reached a live server.
+	heard := from > 0 || (lost != nil && written > from && !hungUp(lost))
+	c.renew() // the replies get the timeout afresh, however long the write took
 	for i := from; i < written; i++ {
 		it := &items[i]
 		if i > 0 {
 			if _, _, err := t.ReadResponse(250); err != nil {
 				var te *textproto.Error
-				switch {
-				case !errors.As(err, &te):
-					return inDoubt(i, err)
-				case te.Code == 421:
+				if errors.As(err, &te) && te.Code == 421 {
 					return i, c.cut(err) // closing: the rest were not taken
 				}
-				// RSET refused: the message's own replies still say what
-				// became of it.
-				c.outOfStep = true
+				// Lost, unreadable, or RSET refused (a server that may be
+				// reading the stream out of step): whatever it made of
+				// this message and those after, it may have taken them.
+				return inDoubt(i, rsetFailed(err))
 			}
 		}
 		reply, se := c.readGroup(true)
@@ -348,25 +356,49 @@ func (c *conn) sendWindow(items []batchItem, from, to int) (int, *sendError) {
 			heard = true
 			continue
 		}
-		if se.unaccepted() {
-			if se.refused() == nil && (heard || se.stage > stageMail) {
-				return inDoubt(i, se.err)
+		te := se.refused()
+		// desync without unread: accepted after a refusal, handled below.
+		if se.unaccepted() && (se.unread || !se.desync) {
+			if te == nil && !heard && se.stage == stageMail && (hungUp(c.raw.ioErr()) || hungUp(se.err)) {
+				// Nothing of the batch was answered and the server had
+				// hung up: a connection it had already dropped. Nothing
+				// was taken.
+				return i, se
 			}
-			return i, se // nothing answered, or closing: not taken
+			if te != nil {
+				return i, se // closing (421) before the message: not taken
+			}
+			// Lost, timed out or unreadable while the server may have
+			// been working through the batch.
+			return inDoubt(i, se.err)
 		}
 		heard = true
-		it.err = se
-		te := se.refused()
 		switch {
-		case se.desync && c.raw.failed():
-			// Lost after this message was refused, or while its reply was
-			// awaited (then it may have been sent).
+		case se.unread:
+			// A reply was lost or unreadable after this message's own
+			// refusal (it was not sent) or acceptance of part of it: the
+			// replies after cannot be matched to their messages.
+			if te == nil {
+				return inDoubt(i, se.err)
+			}
+			it.err = se
 			return inDoubt(i+1, se.err)
-		case te != nil && te.Code == 421:
-			return i + 1, c.cut(se.err)
+		case te != nil && te.Code == 421 && !se.desync:
+			it.err = se
+			return i + 1, c.cut(se.err) // closing: the rest were not taken
 		case se.desync:
+			// Accepted although an earlier command was refused: the
+			// server is not following the transactions. A refused
+			// recipient got nothing; after a 421 the message may have
+			// been taken.
+			it.err = se
+			if te != nil && te.Code == 421 {
+				it.err = &sendError{stage: stageEnd, err: fmt.Errorf("message accepted after %v", te), desync: true}
+			}
 			c.outOfStep = true
+			continue
 		}
+		it.err = se
 	}
 	if lost != nil {
 		// Lost while writing: the server cannot have accepted part of a

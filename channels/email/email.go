@@ -33,11 +33,10 @@
 //     each message's data and "." share a write with the next message's
 //     MAIL FROM, RCPT TO and DATA, so a message costs one round trip; a
 //     refused transaction is ended by an RSET written ahead of the next
-//     group. With CHUNKING too, each message is its own write, made once
-//     the previous message's replies are in, again one round trip a
-//     message, with an RSET ahead of the message after a refused one.
-//     Messages the server never took anything of when a connection was
-//     lost go on a fresh one within the same call.
+//     group. With CHUNKING too, the batch's messages are written at once
+//     (each after the first behind an RSET) before any reply is read: one
+//     round trip a batch. Messages the server never took anything of when
+//     a connection was lost go on a fresh one within the same call.
 //   - A broadcast gives many recipients the same subject, text and HTML.
 //     go-mail composes such a content once (MIME structure, encoded
 //     Subject, quoted-printable parts, boundaries); a few recent contents
@@ -58,10 +57,11 @@
 //     were accepted, before the reply to BDAT: that failure is marked
 //     channels.Error.MaybeSent, so a channel whose in_doubt policy is hold
 //     does not send it again. A connection lost while the chunk was being
-//     written, or before MAIL FROM or RCPT TO were answered, is not in
-//     doubt (a server takes no part of a chunk, and answers MAIL FROM and
-//     RCPT TO before the message), and such a message may go again on a
-//     fresh connection.
+//     written is not in doubt (a server takes no part of a chunk), and such
+//     a message may go again on a fresh connection; so may one sent alone
+//     whose MAIL FROM or RCPT TO went unanswered. In a batch, once the
+//     server has begun answering, a connection lost before a message's
+//     BDAT reply leaves it, and every message written after it, in doubt.
 package email
 
 import (

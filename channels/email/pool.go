@@ -172,13 +172,18 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 // writeBuffer is the size of a connection's write buffer.
 const writeBuffer = 64 << 10
 
-// flushThrough passes every write on to w at once.
+// flushThrough passes every write on to w at once. On a failure it counts
+// only the bytes that left w: w's buffer is empty on entry, so what it
+// still holds did not reach the connection.
 type flushThrough struct{ w *bufio.Writer }
 
 func (f flushThrough) Write(b []byte) (int, error) {
 	n, err := f.w.Write(b)
 	if err == nil {
 		err = f.w.Flush()
+	}
+	if err != nil {
+		n = max(0, n-f.w.Buffered())
 	}
 	return n, err
 }

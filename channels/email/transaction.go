@@ -47,6 +47,10 @@ type sendError struct {
 	// desync says the connection is mid-message or out of step with the
 	// server's replies, so it must not carry another message.
 	desync bool
+	// unread says a reply of the transaction could not be read at all
+	// (the connection failed, or the reply did not parse): the replies
+	// that follow, if any, cannot be matched to their commands.
+	unread bool
 }
 
 func (e *sendError) Error() string { return e.stage.String() + ": " + e.err.Error() }
@@ -195,7 +199,7 @@ func (c *conn) readGroup(chunked bool) (string, *sendError) {
 			if failed == nil {
 				failed = se
 			}
-			failed.desync = true
+			failed.desync, failed.unread = true, true
 			return "", failed
 		}
 		if failed == nil {
