@@ -187,13 +187,7 @@ func TestSender_SendBatch_RefusedRecipient(t *testing.T) {
 		}))
 		s := newSender(t, peerConfig(p))
 		wantResults(t, s.SendBatch(t.Context(), batch(3)), "ok", string(channels.ReasonBadAddress), "ok")
-		var to []string
-		for _, m := range p.Messages() {
-			to = append(to, m.To...)
-		}
-		if !slices.Equal(to, []string{a1, a3}) || p.Connections() != 1 {
-			t.Errorf("peer got messages to %q on %d connections, want %q on 1", to, p.Connections(), []string{a1, a3})
-		}
+		wantPeerGot(t, p, a1, a3)
 	})
 }
 

@@ -3,6 +3,7 @@ package email
 import (
 	"context"
 	"crypto/tls"
+	"slices"
 	"testing"
 	"time"
 
@@ -65,4 +66,17 @@ func send(tb testing.TB, s *Sender, m channels.Message) channels.Receipt {
 		tb.Fatalf("Send(%q): %v", m.Key, err)
 	}
 	return r
+}
+
+// wantPeerGot checks that the peer received messages to exactly want, in
+// order, on one connection.
+func wantPeerGot(t *testing.T, p *channeltest.SMTPPeer, want ...string) {
+	t.Helper()
+	var to []string
+	for _, m := range p.Messages() {
+		to = append(to, m.To...)
+	}
+	if !slices.Equal(to, want) || p.Connections() != 1 {
+		t.Errorf("peer got messages to %q on %d connections, want %q on 1", to, p.Connections(), want)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
@@ -91,8 +90,7 @@ type memoryPeaks struct {
 }
 
 func sampleMemory(stop <-chan struct{}) *memoryPeaks {
-	runtime.GC()
-	debug.FreeOSMemory()
+	debug.FreeOSMemory()                                      // a collection, then the freed memory back to the OS
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // resets VmHWM (Linux)
 	p := &memoryPeaks{done: make(chan struct{})}
 	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
