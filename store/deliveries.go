@@ -184,6 +184,9 @@ type NewDelivery struct {
 	Ack bool
 	// EscalatesID is the delivery this one escalates (0: none).
 	EscalatesID int64
+	// Rule is the alert rule (or briefing) that planned it: an incident's
+	// later events reach everyone a rule's earlier alerts reached.
+	Rule string
 }
 
 // Enqueuer writes the deliveries of one trigger inside its transaction
@@ -210,7 +213,7 @@ const (
 	// deliveryCols are the values bound per row; the trigger and the
 	// creation time are the same for every row and are written into the
 	// statement itself (binding is a good part of a large plan's cost).
-	deliveryCols = 15
+	deliveryCols = 16
 	// enqueueBatch rows of deliveryCols parameters stay far below
 	// SQLite's limit on bound parameters.
 	enqueueBatch = 64
@@ -219,7 +222,7 @@ const (
 // insertDeliveries is the INSERT for n rows of trigger, created at now.
 func insertDeliveries(n int, trigger, now int64) string {
 	row := fmt.Sprintf("(%d,%s,%d,%d)", trigger, placeholders(deliveryCols), now, now)
-	return `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,ack,escalates_id,created_at,updated_at)
+	return `INSERT INTO deliveries(trigger_id,subscriber_id,channel,kind,address,incident_id,message_id,priority,status,reason,detail,next_at,deadline,segments,ack,escalates_id,rule,created_at,updated_at)
 		VALUES` + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + ` ON CONFLICT(trigger_id, subscriber_id, channel) DO NOTHING`
 }
 
@@ -292,7 +295,7 @@ func (e *Enqueuer) Add(d *NewDelivery) error {
 		next = e.now
 	}
 	e.pending = append(e.pending, d.SubscriberID, d.Channel, d.Kind, d.Address, d.IncidentID, msgID,
-		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, d.Ack, d.EscalatesID)
+		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, d.Ack, d.EscalatesID, d.Rule)
 	if len(e.pending) == enqueueBatch*deliveryCols {
 		return e.write(e.ins)
 	}

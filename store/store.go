@@ -6,8 +6,10 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -38,11 +40,32 @@ var upgrades = []string{
 	 -- Message-ID (random by design) need not be indexed on every send.
 	 DROP INDEX deliveries_provider;
 	 CREATE INDEX deliveries_provider ON deliveries(provider_id) WHERE provider_id != '' AND kind = 'sms';`,
+	// v3: claimed is not sending. A claim is a lease on a queued row
+	// (claimed_by, lease_until); a row becomes sending, with attempt_at,
+	// only just before its provider call, so a crash leaves in doubt only
+	// the requests really started. The provider's own segment count is
+	// kept beside crier's; the alert rule that planned a delivery is kept,
+	// so an incident's updates reach everyone its alerts reached; a
+	// broadcast's fingerprint recognises a repeat; meta holds the
+	// installation's identity.
+	`ALTER TABLE deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';      -- the process holding the row's lease ('' none)
+	 ALTER TABLE deliveries ADD COLUMN attempt_at INTEGER NOT NULL DEFAULT 0;    -- when the latest provider request started (0: never)
+	 ALTER TABLE deliveries ADD COLUMN provider_segments INTEGER NOT NULL DEFAULT 0; -- segments as the provider counted them
+	 ALTER TABLE deliveries ADD COLUMN rule TEXT NOT NULL DEFAULT '';            -- the alert rule (or briefing) that planned it
+	 ALTER TABLE triggers ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';       -- what a repeat of the same request looks like
+	 CREATE INDEX deliveries_claimed ON deliveries(claimed_by) WHERE claimed_by != '';
+	 CREATE INDEX deliveries_unknown ON deliveries(channel, next_at) WHERE status = 'unknown';
+	 CREATE INDEX deliveries_rule ON deliveries(incident_id, rule, subscriber_id) WHERE incident_id != '' AND rule != '';
+	 CREATE INDEX triggers_fingerprint ON triggers(fingerprint, created_at) WHERE fingerprint != '';
+	 CREATE TABLE meta (
+	     key   TEXT PRIMARY KEY,
+	     value TEXT NOT NULL
+	 );`,
 }
 
 // SchemaVersion is the schema this binary writes. A database with a newer
 // version is refused rather than damaged.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Store is an open crier database.
 type Store struct {
@@ -55,6 +78,8 @@ type Store struct {
 	// bodies caches message bodies for claims, keys trigger keys.
 	bodies bodyCache
 	keys   keyCache
+	// installation is the database's identity (see Installation).
+	installation string
 }
 
 // Option changes how Open sets up the store.
@@ -131,7 +156,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: %s has schema version %d, newer than this crier (%d): upgrade crier or use a backup", s.path, v, SchemaVersion)
 	}
 	if v == SchemaVersion {
-		return nil
+		return s.loadInstallation(ctx)
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -152,8 +177,37 @@ func (s *Store) migrate(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
-	return tx.Commit()
+	// The installation's identity is made once, with the database (or
+	// with the upgrade that brought it), and never changes.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key,value) VALUES('installation',?) ON CONFLICT(key) DO NOTHING`, newInstallationID()); err != nil {
+		return fmt.Errorf("store: migrate: record the installation id: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migrate: %w", err)
+	}
+	return s.loadInstallation(ctx)
 }
+
+// newInstallationID is 128 random bits, hex.
+func newInstallationID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported systems
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Store) loadInstallation(ctx context.Context) error {
+	if err := s.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='installation'`).Scan(&s.installation); err != nil {
+		return fmt.Errorf("store: read the installation id: %w", err)
+	}
+	return nil
+}
+
+// Installation is this database's identity: random, made with the
+// database, the same for every process that opens it. Anything that must
+// be unique across installations (an email's Message-ID) is derived from it.
+func (s *Store) Installation() string { return s.installation }
 
 // ms converts a time to the integer milliseconds the schema stores (UTC by
 // construction). The zero time is stored as 0.
