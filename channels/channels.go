@@ -60,6 +60,41 @@ type BatchSender interface {
 	SendBatch(ctx context.Context, ms []Message) []Result
 }
 
+// Reconciler is a Channel that can ask its provider, after the fact,
+// whether it has a message crier may have sent: a request that timed out,
+// or that was under way when crier stopped. The dispatcher asks it about
+// deliveries in doubt instead of leaving them to an operator.
+type Reconciler interface {
+	Channel
+	Reconcile(ctx context.Context, q Query) (Reconciliation, error)
+}
+
+// Query describes a message in doubt.
+type Query struct {
+	DeliveryID int64
+	Address    string
+	Text       string
+	// Since is when the request that may have created it started; the
+	// provider's record of it cannot be older (allowing for clock skew).
+	Since time.Time
+	// Taken reports whether a provider id is already on record for
+	// another delivery: that message is not this one.
+	Taken func(providerID string) (bool, error)
+}
+
+// Reconciliation is what a provider's records say of a message in doubt.
+type Reconciliation struct {
+	// Found: the provider has it; Receipt says which message and its status.
+	Found   bool
+	Receipt Receipt
+	// Undecided: the provider's records could not say either way (for
+	// example a message to the address without its text): crier must
+	// neither mark it sent nor send it again.
+	Undecided bool
+	// Detail says what was looked at, for the log.
+	Detail string
+}
+
 // Result is one message's outcome in a batch.
 type Result struct {
 	Receipt Receipt
@@ -113,6 +148,9 @@ type Receipt struct {
 	// same destination pass back in Message.Thread. Empty when the channel
 	// does not thread.
 	Thread string
+	// ErrorCode is the provider's error code for a message it could not
+	// deliver (a reconciled Twilio message that failed), if any.
+	ErrorCode string
 }
 
 // Reason is a short fixed word stored in the delivery log that says why a

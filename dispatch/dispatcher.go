@@ -94,8 +94,26 @@ type Options struct {
 	Now  func() time.Time
 	Rand func(int64) int64
 	Log  *slog.Logger
-	// Observer, if set, hears about every outcome.
+	// Observer, if set, hears about every outcome (and, if it is a
+	// LaneObserver, about channels pausing and resuming).
 	Observer Observer
+	// Holder names this process in the claims it makes (default: a
+	// random name). Its heartbeat keeps them its own while it runs.
+	Holder string
+	// Dead, if set, reports whether the holder of other claims is known
+	// to be dead before its heartbeat runs out (a process on this host
+	// that no longer exists): its claims are recovered at once.
+	Dead func(holder string) bool
+	// Heartbeat is how long this process's heartbeat lasts (default
+	// 15s); it is renewed every third of that. Another process recovers
+	// its claims once it has run out.
+	Heartbeat time.Duration
+	// ReconcileFirst is how long after an in-doubt request crier first
+	// asks a channel that can reconcile whether its provider has the
+	// message (default 15s); ReconcileAfter is how long after the
+	// request a message the provider still does not have is sent again
+	// (default 2m).
+	ReconcileFirst, ReconcileAfter time.Duration
 }
 
 // Dispatcher sends queued deliveries through their channels.
@@ -107,15 +125,18 @@ type Dispatcher struct {
 	wake  chan struct{}
 	// running counts Run calls in progress (for /readyz).
 	running atomic.Int32
+	holder  string
+	marker  *marker
 }
 
 type lane struct {
 	ch      channels.Channel
 	limits  Limits
 	limiter *rate.Limiter
-	mu      sync.Mutex
-	paused  time.Time
-	pauses  int
+	br      *breaker
+	// serial: deliveries about one incident to one place go one at a
+	// time (threads); segmented: the rate counts SMS segments.
+	serial, segmented bool
 }
 
 // New builds a dispatcher over st. Add channels with AddChannel before Run.
@@ -139,8 +160,30 @@ func New(st *store.Store, o Options) *Dispatcher {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{st: st, opts: o, lanes: map[string]*lane{}, wake: make(chan struct{}, 1)}
+	if o.Holder == "" {
+		o.Holder = "crier " + randomName()
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.ReconcileFirst == 0 {
+		o.ReconcileFirst = 15 * time.Second
+	}
+	if o.ReconcileAfter == 0 {
+		o.ReconcileAfter = 2 * time.Minute
+	}
+	d := &Dispatcher{st: st, opts: o, lanes: map[string]*lane{}, wake: make(chan struct{}, 1), holder: o.Holder}
+	d.marker = newMarker(st, o.Holder, o.Lease, o.Log)
+	return d
 }
+
+// randomName is 8 random hex digits.
+func randomName() string {
+	return fmt.Sprintf("%08x", rand.Uint32())
+}
+
+// Holder is the name this dispatcher's claims carry.
+func (d *Dispatcher) Holder() string { return d.holder }
 
 // AddChannel registers a channel instance with its limits.
 func (d *Dispatcher) AddChannel(ch channels.Channel, l Limits) {
@@ -153,7 +196,12 @@ func (d *Dispatcher) AddChannel(ch channels.Channel, l Limits) {
 			l.InDoubt = InDoubtHold
 		}
 	}
-	ln := &lane{ch: ch, limits: l}
+	var lobs LaneObserver
+	if o, ok := d.opts.Observer.(LaneObserver); ok {
+		lobs = o
+	}
+	ln := &lane{ch: ch, limits: l, br: newBreaker(ch.Name(), d.opts.Retry, d.opts.Log, lobs),
+		serial: ch.Kind() == channels.KindSlack, segmented: ch.Kind() == channels.KindSMS}
 	if l.Rate > 0 {
 		burst := l.Burst
 		if burst <= 0 {
@@ -183,18 +231,28 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
-// Recover handles deliveries left in sending by a process that died,
-// per each channel's in-doubt policy, and expires overdue ones. Call it
-// once before Run.
+// Recover gives up the claims of processes that are gone (their
+// heartbeat ran out, or Options.Dead says so) and claims whose lease ran
+// out: deliveries never attempted go back to the queue as they were;
+// those whose provider request had started are in doubt and follow each
+// channel's in-doubt policy. It also expires overdue deliveries. Run
+// calls it at once and then every few seconds.
 func (d *Dispatcher) Recover(ctx context.Context) error {
 	for _, name := range d.order {
 		ln := d.lanes[name]
-		n, err := d.st.RecoverInFlight(ctx, name, ln.limits.InDoubt == InDoubtResend)
+		o := store.Orphans{Channel: name, Resend: ln.limits.InDoubt == InDoubtResend, Self: d.holder, Dead: d.opts.Dead}
+		if _, ok := ln.ch.(channels.Reconciler); ok && !o.Resend {
+			o.Detail = "crier asks the provider whether it has it"
+		}
+		rec, err := d.st.ReleaseOrphans(ctx, o)
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			d.opts.Log.Warn("deliveries were in flight when crier last stopped", "channel", name, "count", n, "policy", ln.limits.InDoubt)
+		if rec.Released > 0 {
+			d.opts.Log.Info("claims of a stopped crier process released: never attempted, queued again", "channel", name, "count", rec.Released)
+		}
+		if rec.InDoubt > 0 {
+			d.opts.Log.Warn("deliveries were being sent when a crier process stopped: in doubt", "channel", name, "count", rec.InDoubt, "policy", ln.limits.InDoubt)
 		}
 	}
 	n, err := d.st.ExpireOverdue(ctx)
@@ -274,21 +332,20 @@ func (d *Dispatcher) Drain(ctx context.Context, triggerIDs []int64, until time.T
 	}
 }
 
+// inFlight counts the given triggers' deliveries some process holds:
+// claimed and not yet recorded.
 func (d *Dispatcher) inFlight(ctx context.Context, triggerIDs []int64) int {
-	c, err := d.st.Counts(ctx, triggerIDs)
+	n, err := d.st.InHand(ctx, triggerIDs)
 	if err != nil {
 		return 1
 	}
-	return c[store.StatusSending]
+	return n
 }
 
-// recoverLoop runs Recover every half lease until ctx ends.
+// recoverLoop runs Recover every few seconds until ctx ends: the claims
+// of a process that died come back once its heartbeat has run out.
 func (d *Dispatcher) recoverLoop(ctx context.Context) {
-	every := d.opts.Lease / 2
-	if every < time.Second {
-		every = time.Second
-	}
-	t := time.NewTicker(every)
+	t := time.NewTicker(d.recoverEvery())
 	defer t.Stop()
 	for {
 		select {
@@ -296,9 +353,31 @@ func (d *Dispatcher) recoverLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
-				d.opts.Log.Error("recover in-flight deliveries", "err", err)
+				d.opts.Log.Error("recover the claims of stopped processes", "err", err)
 			}
 			d.Notify()
+		}
+	}
+}
+
+func (d *Dispatcher) recoverEvery() time.Duration {
+	return max(time.Second, min(d.opts.Lease/2, d.opts.Heartbeat/3))
+}
+
+// heartbeat keeps this process's claims its own while ctx lasts, and
+// removes its heartbeat when it ends (everything it held is recorded by
+// then).
+func (d *Dispatcher) heartbeat(ctx context.Context) {
+	t := time.NewTicker(d.opts.Heartbeat / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := d.st.NodeHeartbeat(ctx, d.holder, d.opts.Heartbeat); err != nil && ctx.Err() == nil {
+				d.opts.Log.Error("heartbeat", "err", err)
+			}
 		}
 	}
 }
@@ -306,6 +385,19 @@ func (d *Dispatcher) recoverLoop(ctx context.Context) {
 // run drives every lane (only the given triggers' deliveries, when set) and
 // the recorder until ctx ends.
 func (d *Dispatcher) run(ctx context.Context, triggerIDs []int64) error {
+	// The heartbeat is on record before the first claim, so no other
+	// process takes this one's claims for a dead process's.
+	if err := d.st.NodeHeartbeat(ctx, d.holder, d.opts.Heartbeat); err != nil {
+		return err
+	}
+	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); d.heartbeat(hbCtx) }()
+	defer func() {
+		stopHB()
+		<-hbDone
+		_ = d.st.NodeGone(context.WithoutCancel(ctx), d.holder)
+	}()
 	rec := newRecorder(d.st, d.opts.Log)
 	recDone := make(chan error, 1)
 	go func() { recDone <- rec.run() }()
@@ -318,13 +410,18 @@ func (d *Dispatcher) run(ctx context.Context, triggerIDs []int64) error {
 		}(d.lanes[name])
 	}
 	if triggerIDs == nil {
-		// A long-running dispatcher keeps recovering: rows a crashed
-		// process left in sending come back when their lease runs out,
-		// even if this process started before it did.
-		wg.Add(1)
+		// A long-running dispatcher keeps recovering: the claims of a
+		// process that died come back once its heartbeat runs out, even
+		// if this process started before it did; and it reconciles
+		// in-doubt messages with providers that can say what they have.
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			d.recoverLoop(ctx)
+		}()
+		go func() {
+			defer wg.Done()
+			d.reconcileLoop(ctx)
 		}()
 	}
 	wg.Wait()

@@ -24,12 +24,14 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 	// wait for recorded outcomes after a batch covers the whole batch.
 	batch := max(64, min(512, ln.limits.Concurrency*32))
 	if ln.limiter != nil {
-		// A rate-limited lane must send what it claims well within the
-		// lease, or the lease runs out on rows still waiting here.
-		batch = max(1, min(batch, int(ln.limits.Rate*d.opts.Lease.Seconds()/4)))
+		// A rate-limited lane holds about two seconds of sending: claims
+		// cost nothing if crier stops (they were never attempted), but
+		// another node could be sending them meanwhile, and the queue's
+		// order keeps up with new urgent messages.
+		batch = max(1, min(batch, int(ln.limits.Rate*2)+ln.limits.Concurrency))
 	}
 	buffer := batch
-	if ln.ch.Kind() == channels.KindSlack {
+	if ln.serial {
 		buffer = 0
 	}
 	jobs := make(chan store.Claimed, buffer)
@@ -49,7 +51,9 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 					continue
 				}
 				if !batching {
-					rec.add(d.send(ctx, sendCtx, ln, c))
+					if r, ok := d.send(ctx, sendCtx, ln, c); ok {
+						rec.add(r)
+					}
 					continue
 				}
 				// Take whatever else is already waiting, up to a batch:
@@ -83,14 +87,19 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 		}
 	}()
 	for ctx.Err() == nil {
-		if wait := ln.pausedFor(d.opts.Now()); wait > 0 {
+		if wait := ln.br.pausedFor(d.opts.Now()); wait > 0 {
 			if !sleep(ctx, min(wait, time.Second)) {
 				return
 			}
 			continue
 		}
-		claimed, err := d.st.Claim(ctx, store.ClaimOptions{Channel: ln.ch.Name(), Limit: batch, Lease: d.opts.Lease,
-			Serial: ln.ch.Kind() == channels.KindSlack, TriggerIDs: triggerIDs})
+		limit := batch
+		probe, changed := ln.br.probing()
+		if probe {
+			limit = 1 // one message tests the channel
+		}
+		claimed, err := d.st.Claim(ctx, store.ClaimOptions{Channel: ln.ch.Name(), Limit: limit, Lease: d.opts.Lease,
+			Serial: ln.serial, TriggerIDs: triggerIDs, Holder: d.holder})
 		if err != nil {
 			if ctx.Err() == nil {
 				d.opts.Log.Error("claim deliveries", "channel", ln.ch.Name(), "err", err)
@@ -117,10 +126,18 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 				return
 			}
 		}
-		if ln.ch.Kind() == channels.KindSlack {
+		if ln.serial {
 			// Threads need the parent's reference recorded before the
 			// next claim can see it.
 			rec.flushWait()
+		}
+		if probe {
+			// Nothing more until the test message has an outcome.
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			case <-time.After(probeWait):
+			}
 		}
 	}
 }
@@ -136,50 +153,43 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func (ln *lane) pausedFor(now time.Time) time.Duration {
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	if now.Before(ln.paused) {
-		return ln.paused.Sub(now)
-	}
-	return 0
-}
-
-func (ln *lane) pause(until time.Time) {
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	if until.After(ln.paused) {
-		ln.paused = until
-		ln.pauses++
-	}
-}
+// probeWait is how long a probing lane waits for its test message's
+// outcome before it tests with another (a send that hangs).
+const probeWait = 5 * time.Second
 
 // maxSendBatch is the most messages a worker hands a BatchSender at once.
 const maxSendBatch = 16
 
-// stopped puts a claimed delivery back in the queue, unsent.
+// stopped gives a claimed delivery back to the queue, unsent and not
+// counted: crier stopped before its turn.
 func (d *Dispatcher) stopped(c store.Claimed) store.Result {
-	return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "stopped", Detail: "crier stopped before sending; queued again", Uncount: true, NextAt: d.opts.Now()}
+	return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "stopped", Detail: "crier stopped before sending it; queued again, not attempted",
+		NextAt: d.opts.Now(), Holder: c.Holder}
 }
 
-// send paces, sends and classifies one claimed delivery.
-func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claimed) store.Result {
+// send paces, marks, sends and classifies one claimed delivery. ok is
+// false when there is nothing to record: the claim was no longer ours.
+func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claimed) (store.Result, bool) {
 	m, r, ok := d.pace(ctx, ln, c)
 	if !ok {
-		return r
+		return r, true
+	}
+	if len(d.marker.mark([]int64{c.ID})) == 0 {
+		return store.Result{}, false
 	}
 	// Latency is a real duration, whatever clock the dispatcher is given.
 	start := time.Now()
 	rcpt, err := ln.ch.Send(sendCtx, m)
-	return d.observe(ln, d.outcome(ln, c, rcpt, err), time.Since(start))
+	return d.observe(ln, d.outcome(ln, c, rcpt, err), time.Since(start)), true
 }
 
-// sendBatch paces each claimed delivery, sends those still due in one
-// batch and records every outcome. Each message's latency is the batch's:
-// the time from handing it over to knowing its outcome, at most.
+// sendBatch paces each claimed delivery, marks those still due and sends
+// them in one batch, recording every outcome. Each message's latency is
+// the batch's: the time from handing it over to knowing its outcome, at most.
 func (d *Dispatcher) sendBatch(ctx, sendCtx context.Context, ln *lane, bs channels.BatchSender, cs []store.Claimed, rec *recorder) {
 	ready := make([]store.Claimed, 0, len(cs))
 	msgs := make([]channels.Message, 0, len(cs))
+	ids := make([]int64, 0, len(cs))
 	for _, c := range cs {
 		if ctx.Err() != nil {
 			rec.add(d.stopped(c))
@@ -190,10 +200,27 @@ func (d *Dispatcher) sendBatch(ctx, sendCtx context.Context, ln *lane, bs channe
 			rec.add(r)
 			continue
 		}
-		ready, msgs = append(ready, c), append(msgs, m)
+		ready, msgs, ids = append(ready, c), append(msgs, m), append(ids, c.ID)
 	}
 	if len(msgs) == 0 {
 		return
+	}
+	if marked := d.marker.mark(ids); len(marked) < len(ids) {
+		// Some claims were no longer ours: send only what was marked.
+		keep := make(map[int64]bool, len(marked))
+		for _, id := range marked {
+			keep[id] = true
+		}
+		r2, m2 := ready[:0], msgs[:0]
+		for i, c := range ready {
+			if keep[c.ID] {
+				r2, m2 = append(r2, c), append(m2, msgs[i])
+			}
+		}
+		ready, msgs = r2, m2
+		if len(msgs) == 0 {
+			return
+		}
 	}
 	start := time.Now()
 	res := bs.SendBatch(sendCtx, msgs)
@@ -211,7 +238,8 @@ func (d *Dispatcher) sendBatch(ctx, sendCtx context.Context, ln *lane, bs channe
 }
 
 // pace builds c's message and waits for the channel's pacing. ok is false
-// when c must not be sent now; r then says what becomes of it.
+// when c must not be sent now; r then says what becomes of it (given back
+// to the queue, or expired), without an attempt spent.
 func (d *Dispatcher) pace(ctx context.Context, ln *lane, c store.Claimed) (m channels.Message, r store.Result, ok bool) {
 	m = channels.Message{DeliveryID: c.ID, Key: c.Key, Address: c.Address, Subject: c.Subject, Text: c.Text, HTML: c.HTML,
 		IncidentID: c.IncidentID, Thread: c.Thread, Metadata: map[string]string{"delivery_id": strconv.FormatInt(c.ID, 10), "trigger": c.TriggerKey}}
@@ -224,7 +252,7 @@ func (d *Dispatcher) pace(ctx context.Context, ln *lane, c store.Claimed) (m cha
 	}
 	if ln.limiter != nil {
 		n := 1
-		if ln.ch.Kind() == channels.KindSMS && c.Segments > 1 {
+		if ln.segmented && c.Segments > 1 {
 			n = min(c.Segments, ln.limiter.Burst())
 		}
 		if err := ln.limiter.WaitN(ctx, n); err != nil {
@@ -253,29 +281,31 @@ func (d *Dispatcher) observe(ln *lane, r store.Result, latency time.Duration) st
 
 // skip decides a claimed delivery without sending it: one whose deadline
 // has passed is expired (a briefing is not sent hours late just because
-// the queue was long), and one whose channel another send has just paused
-// is queued again for when the pause ends. Neither spends an attempt.
+// the queue was long), and one whose channel is paused goes back to the
+// queue for when the pause ends. Neither was attempted.
 func (d *Dispatcher) skip(ln *lane, c store.Claimed) (store.Result, bool) {
 	now := d.opts.Now()
 	if !c.Deadline.IsZero() && now.After(c.Deadline) {
-		r := store.Result{ID: c.ID, Status: store.StatusExpired, Reason: "deadline", Detail: "deadline passed before it could be sent", Uncount: true}
+		r := store.Result{ID: c.ID, Status: store.StatusExpired, Reason: "deadline", Detail: "deadline passed before it could be sent", Holder: c.Holder}
 		if d.opts.Observer != nil {
 			d.opts.Observer.Observed(ln.ch.Name(), ln.ch.Kind(), r.Status, r.Reason, 0)
 		}
 		return r, true
 	}
-	if wait := ln.pausedFor(now); wait > 0 {
-		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "paused", Detail: "channel paused after a channel-wide failure; not sent",
-			Uncount: true, NextAt: now.Add(wait)}, true
+	if wait := ln.br.pausedFor(now); wait > 0 {
+		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "paused", Detail: "channel paused; not attempted, queued for when the pause ends",
+			NextAt: now.Add(wait), Holder: c.Holder}, true
 	}
 	return store.Result{}, false
 }
 
-// outcome turns a send's result into the delivery's next state.
+// outcome turns a send's result into the delivery's next state, and tells
+// the lane's breaker whether the channel answered.
 func (d *Dispatcher) outcome(ln *lane, c store.Claimed, rcpt channels.Receipt, err error) store.Result {
 	now := d.opts.Now()
 	if err == nil {
-		r := store.Result{ID: c.ID, Status: store.StatusSent, ProviderID: rcpt.ProviderID, Segments: rcpt.Segments, Detail: rcpt.Status}
+		ln.br.succeeded(now)
+		r := store.Result{ID: c.ID, Status: store.StatusSent, ProviderID: rcpt.ProviderID, Segments: rcpt.Segments, Detail: rcpt.Status, Holder: c.Holder}
 		if c.IncidentID != "" && c.Thread == "" {
 			// The first message about an incident to this place: later
 			// ones thread under it. Without an incident there is no thread.
@@ -289,38 +319,46 @@ func (d *Dispatcher) outcome(ln *lane, c store.Claimed, rcpt channels.Receipt, e
 		detail = detail[:500]
 	}
 	log := d.opts.Log.With("channel", ln.ch.Name(), "delivery", c.ID, "reason", string(reason))
-	if reason.ChannelWide() {
-		pause := d.opts.Retry.ChannelPause
-		ln.pause(now.Add(pause))
-		log.Error("channel misconfigured: pausing it; recipients' attempts are not spent", "pause", pause.String(), "err", detail)
-		next := now.Add(pause)
-		if !c.Deadline.IsZero() && next.After(c.Deadline) {
-			return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: "deadline passed while the channel was misconfigured: " + detail}
-		}
-		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: string(reason), Detail: "channel paused: " + detail, NextAt: next, Uncount: true}
-	}
-	if !retryable {
+	wide := reason.ChannelWide()
+	if !wide && !retryable {
+		ln.br.succeeded(now) // the provider answered, about this recipient
 		log.Warn("delivery failed permanently", "err", detail)
-		return store.Result{ID: c.ID, Status: store.StatusFailed, Reason: string(reason), Detail: detail, OptOut: reason == channels.ReasonOptedOut}
+		return store.Result{ID: c.ID, Status: store.StatusFailed, Reason: string(reason), Detail: detail, OptOut: reason == channels.ReasonOptedOut, Holder: c.Holder}
 	}
 	if channels.MaybeSent(err) && ln.limits.InDoubt == InDoubtHold {
 		// The provider may have the message: a retry could deliver it
-		// twice, which this channel's policy forbids. An operator checks.
+		// twice, which this channel's policy forbids. Reconciliation with
+		// the provider, or an operator, decides.
+		ln.br.failed(now, reason, after, wide, d.opts.Retry.ChannelPause, detail)
 		log.Warn("delivery in doubt: not retried (channel policy in_doubt: hold)", "err", detail)
-		return store.Result{ID: c.ID, Status: store.StatusUnknown, Reason: string(reason),
-			Detail: fmt.Sprintf("may have been sent; not retried (channel policy in_doubt: hold); check the provider, then crier retry %d: %s", c.ID, detail)}
+		what := "check the provider, then crier retry " + strconv.FormatInt(c.ID, 10)
+		if _, ok := ln.ch.(channels.Reconciler); ok {
+			what = "crier asks the provider whether it has it"
+		}
+		return store.Result{ID: c.ID, Status: store.StatusUnknown, Reason: string(reason), NextAt: now.Add(d.opts.ReconcileFirst),
+			Detail: fmt.Sprintf("may have been sent (request started %s); not retried (channel policy in_doubt: hold); %s: %s",
+				now.UTC().Format("15:04:05.000 MST"), what, detail), Holder: c.Holder}
+	}
+	if outage, until := ln.br.failed(now, reason, after, wide, d.opts.Retry.ChannelPause, detail); outage {
+		// The channel is down, not the recipient: the attempt is given
+		// back and the delivery waits for the channel (within its deadline).
+		if !c.Deadline.IsZero() && until.After(c.Deadline) {
+			return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: "deadline passed while the channel was paused: " + detail, Holder: c.Holder}
+		}
+		log.Debug("delivery waits for the channel", "err", detail)
+		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: string(reason), Detail: "channel paused: " + detail, NextAt: until, Uncount: true, Holder: c.Holder}
 	}
 	if c.Attempts >= d.opts.Retry.MaxAttempts {
 		log.Warn("delivery expired: attempts exhausted", "attempts", c.Attempts, "err", detail)
-		return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: fmt.Sprintf("gave up after %d attempts: %s", c.Attempts, detail)}
+		return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: fmt.Sprintf("gave up after %d attempts: %s", c.Attempts, detail), Holder: c.Holder}
 	}
 	next := now.Add(d.opts.Retry.Backoff(c.Attempts, after, d.opts.Rand))
 	if !c.Deadline.IsZero() && next.After(c.Deadline) {
 		log.Warn("delivery expired: deadline", "err", detail)
-		return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: "deadline reached: " + detail}
+		return store.Result{ID: c.ID, Status: store.StatusExpired, Reason: string(reason), Detail: "deadline reached: " + detail, Holder: c.Holder}
 	}
 	log.Info("delivery will be retried", "attempt", c.Attempts, "next_at", next.UTC().Format(time.RFC3339), "err", detail)
-	return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: string(reason), Detail: detail, NextAt: next}
+	return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: string(reason), Detail: detail, NextAt: next, Holder: c.Holder}
 }
 
 // recorder batches results into few transactions: every outcome is

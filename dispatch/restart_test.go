@@ -23,17 +23,25 @@ func TestDispatcher_Recover_AfterCrash(t *testing.T) {
 	sms := newTestChannel("sms", channels.KindSMS, nil)       // in_doubt: hold (the sms default)
 	email := newTestChannel("email", channels.KindEmail, nil) // in_doubt: resend (the email default)
 
-	// The first process claims two deliveries per channel, hands them to
-	// the provider, and dies before recording anything.
+	// The first process claims three deliveries per channel, hands two
+	// of them to the provider, and dies before recording anything. Its
+	// heartbeat was not renewed; the third was never attempted.
 	inDoubt := map[string]string{} // key → channel
+	ctx := context.Background()
+	if err := st.NodeHeartbeat(ctx, "first", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	for _, ch := range []*testChannel{sms, email} {
-		claimed, err := st.Claim(context.Background(), store.ClaimOptions{Channel: ch.name, Limit: 2, Lease: 5 * time.Minute})
-		if err != nil || len(claimed) != 2 {
+		claimed, err := st.Claim(ctx, store.ClaimOptions{Channel: ch.name, Limit: 3, Lease: 5 * time.Minute, Holder: "first"})
+		if err != nil || len(claimed) != 3 {
 			t.Fatalf("Claim %s: %d rows, %v", ch.name, len(claimed), err)
 		}
-		for _, c := range claimed {
+		for _, c := range claimed[:2] {
+			if m, err := st.MarkSending(ctx, "first", []int64{c.ID}, 5*time.Minute); err != nil || len(m) != 1 {
+				t.Fatalf("MarkSending: %v, %v", m, err)
+			}
 			inDoubt[c.Key] = ch.name
-			if _, err := ch.Send(context.Background(), channels.Message{DeliveryID: c.ID, Key: c.Key, Address: c.Address, Text: c.Text}); err != nil {
+			if _, err := ch.Send(ctx, channels.Message{DeliveryID: c.ID, Key: c.Key, Address: c.Address, Text: c.Text}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -42,8 +50,9 @@ func TestDispatcher_Recover_AfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The restart comes after the lease has run out.
-	clk.Add(6 * time.Minute)
+	// The restart comes after the first process's heartbeat has run out,
+	// long before its claims' lease would.
+	clk.Add(11 * time.Second)
 	st = openAt(t, path, clk)
 	d := newDispatcher(st, clk, RetryPolicy{}, sms, email)
 	if err := d.Recover(context.Background()); err != nil {
@@ -61,6 +70,9 @@ func TestDispatcher_Recover_AfterCrash(t *testing.T) {
 		}
 		if got := r.Status + "/" + r.Reason; got != want {
 			t.Errorf("after Recover %s = %s, want %s", k, got, want)
+		}
+		if inDoubt[key] == "" && r.Attempts != 0 {
+			t.Errorf("after Recover %s has %d attempts, want none: it was never sent", k, r.Attempts)
 		}
 	}
 

@@ -10,7 +10,10 @@ import (
 
 // RetryPolicy bounds how long and how often a delivery is tried.
 type RetryPolicy struct {
-	// MaxAttempts is the most sends one delivery gets (default 6).
+	// MaxAttempts is the most sends one delivery gets (default 12: with
+	// the default backoff, at least 30 minutes of a recipient's own
+	// temporary failures; an outage of the whole channel pauses it
+	// instead and spends no attempts).
 	MaxAttempts int `yaml:"max_attempts"`
 	// InitialBackoff is the wait after the first temporary failure (default 10s).
 	InitialBackoff time.Duration `yaml:"initial_backoff"`
@@ -23,12 +26,19 @@ type RetryPolicy struct {
 	// failure (bad credentials, a sender that cannot send) before it is
 	// tried again (default 1m). Recipients' attempts are not spent on it.
 	ChannelPause time.Duration `yaml:"channel_pause"`
+	// OutagePause is how long a channel rests after a run of temporary
+	// failures or a 429 (default 5s, or the provider's Retry-After if
+	// longer); each failed test message after it doubles the rest, up to
+	// OutagePauseMax (default 2m). Recipients' attempts are not spent
+	// while the channel rests.
+	OutagePause    time.Duration `yaml:"outage_pause"`
+	OutagePauseMax time.Duration `yaml:"outage_pause_max"`
 }
 
 // Defaults fills zero fields.
 func (p *RetryPolicy) Defaults() {
 	if p.MaxAttempts == 0 {
-		p.MaxAttempts = 6
+		p.MaxAttempts = 12
 	}
 	if p.InitialBackoff == 0 {
 		p.InitialBackoff = 10 * time.Second
@@ -41,6 +51,12 @@ func (p *RetryPolicy) Defaults() {
 	}
 	if p.ChannelPause == 0 {
 		p.ChannelPause = time.Minute
+	}
+	if p.OutagePause == 0 {
+		p.OutagePause = 5 * time.Second
+	}
+	if p.OutagePauseMax == 0 {
+		p.OutagePauseMax = max(2*time.Minute, p.OutagePause)
 	}
 }
 
@@ -61,6 +77,12 @@ func (p RetryPolicy) Validate() fields.List {
 	}
 	if p.ChannelPause < time.Second {
 		l.Add("channel_pause", p.ChannelPause.String(), "must be at least 1s")
+	}
+	if p.OutagePause <= 0 {
+		l.Add("outage_pause", p.OutagePause.String(), "must be positive, like 5s")
+	}
+	if p.OutagePauseMax < p.OutagePause {
+		l.Add("outage_pause_max", p.OutagePauseMax.String(), "must be at least outage_pause (%s)", p.OutagePause)
 	}
 	return l
 }

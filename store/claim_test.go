@@ -133,11 +133,11 @@ func TestStore_Record(t *testing.T) {
 		{"sent", store.Result{Status: store.StatusSent, ProviderID: "SM1", Segments: 3, Detail: "queued"},
 			store.StatusSent, "", "queued", "SM1", 1, 3, time.Time{}, true},
 		{"retry later", store.Result{Status: store.StatusQueued, Reason: "server", Detail: "503", NextAt: t0.Add(time.Minute)},
-			store.StatusQueued, "server", "503", "", 1, 1, t0.Add(time.Minute), false},
+			store.StatusQueued, "server", "503", "", 1, 0, t0.Add(time.Minute), false},
 		{"requeued without spending the attempt", store.Result{Status: store.StatusQueued, Reason: "auth", NextAt: t0.Add(time.Minute), Uncount: true},
-			store.StatusQueued, "auth", "", "", 0, 1, t0.Add(time.Minute), false},
+			store.StatusQueued, "auth", "", "", 0, 0, t0.Add(time.Minute), false},
 		{"failed", store.Result{Status: store.StatusFailed, Reason: "bad_address", Detail: "21211"},
-			store.StatusFailed, "bad_address", "21211", "", 1, 1, time.Time{}, false},
+			store.StatusFailed, "bad_address", "21211", "", 1, 0, time.Time{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,7 +149,7 @@ func TestStore_Record(t *testing.T) {
 			record(t, st, tt.result)
 			r := rows(t, st)["send:1/a/sms"]
 			if r.Status != tt.status || r.Reason != tt.reason || r.Detail != tt.detail || r.ProviderID != tt.provider ||
-				r.Attempts != tt.attempts || r.Segments != tt.segments || !r.NextAttempt.Equal(tt.next) || r.SentAt.IsZero() == tt.sent {
+				r.Attempts != tt.attempts || r.ProviderSegments != tt.segments || !r.NextAttempt.Equal(tt.next) || r.SentAt.IsZero() == tt.sent {
 				t.Errorf("row = %+v", r)
 			}
 			ev, err := st.Events(context.Background(), r.ID)
@@ -169,8 +169,8 @@ func TestStore_Record_IgnoresRowsNotSending(t *testing.T) {
 	// a is recorded; b's lease runs out and a restart queues it again.
 	record(t, st, store.Result{ID: a, Status: store.StatusSent, ProviderID: "SM-a"})
 	clk.Add(2 * time.Minute)
-	if n, err := st.RecoverInFlight(context.Background(), "sms", true); err != nil || n != 1 {
-		t.Fatalf("RecoverInFlight = %d, %v", n, err)
+	if rec, err := st.ReleaseOrphans(context.Background(), store.Orphans{Channel: "sms", Resend: true}); err != nil || rec.InDoubt != 1 {
+		t.Fatalf("ReleaseOrphans = %+v, %v", rec, err)
 	}
 	before := rows(t, st)
 	// Late results from the first worker: both must be ignored.

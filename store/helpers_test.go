@@ -146,6 +146,14 @@ func claim(tb testing.TB, st *store.Store, o store.ClaimOptions) []store.Claimed
 	if err != nil {
 		tb.Fatalf("Claim: %v", err)
 	}
+	// As the dispatcher does just before each provider call.
+	ids := make([]int64, len(c))
+	for i := range c {
+		ids[i] = c[i].ID
+	}
+	if marked, err := st.MarkSending(context.Background(), o.Holder, ids, o.Lease); err != nil || len(marked) != len(ids) {
+		tb.Fatalf("MarkSending: %d of %d, %v", len(marked), len(ids), err)
+	}
 	return c
 }
 

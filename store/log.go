@@ -10,24 +10,30 @@ import (
 
 // LogEntry is one delivery as the log shows it.
 type LogEntry struct {
-	ID          int64     `json:"id"`
-	Kind        string    `json:"kind"`
-	Channel     string    `json:"channel"`
-	Subscriber  string    `json:"subscriber"`
-	Address     string    `json:"address"`
-	Status      string    `json:"status"`
-	Reason      string    `json:"reason"`
-	Detail      string    `json:"detail,omitempty"`
-	Attempts    int       `json:"attempts"`
-	ProviderID  string    `json:"provider_id"`
-	Segments    int       `json:"segments,omitempty"`
-	Trigger     string    `json:"trigger"`
-	TriggerKind string    `json:"trigger_kind"`
-	IncidentID  string    `json:"incident_id,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	SentAt      time.Time `json:"sent_at,omitzero"`
-	NextAttempt time.Time `json:"next_attempt_at,omitzero"`
+	ID         int64  `json:"id"`
+	Kind       string `json:"kind"`
+	Channel    string `json:"channel"`
+	Subscriber string `json:"subscriber"`
+	Address    string `json:"address"`
+	Status     string `json:"status"`
+	Reason     string `json:"reason"`
+	Detail     string `json:"detail,omitempty"`
+	Attempts   int    `json:"attempts"`
+	ProviderID string `json:"provider_id"`
+	// Segments is crier's own count of an SMS's parts, from planning;
+	// ProviderSegments the provider's (Twilio's num_segments), when it
+	// said. They differ when the provider encodes differently.
+	Segments         int       `json:"segments,omitempty"`
+	ProviderSegments int       `json:"provider_segments,omitempty"`
+	Trigger          string    `json:"trigger"`
+	TriggerKind      string    `json:"trigger_kind"`
+	IncidentID       string    `json:"incident_id,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
+	SentAt           time.Time `json:"sent_at,omitzero"`
+	NextAttempt      time.Time `json:"next_attempt_at,omitzero"`
+	// AttemptAt is when the latest provider request started.
+	AttemptAt time.Time `json:"attempt_started_at,omitzero"`
 	// What the provider said afterwards (a Twilio status callback).
 	ProviderStatus string    `json:"provider_status,omitempty"`
 	ErrorCode      string    `json:"error_code,omitempty"`
@@ -106,8 +112,8 @@ func (s *Store) Log(ctx context.Context, f LogFilter, fn func(*LogEntry) error) 
 	if f.WithBody {
 		body = "COALESCE(m.subject,''), COALESCE(m.text,''), COALESCE(m.html,'')"
 	}
-	q := `SELECT d.id, d.kind, d.channel, d.subscriber_id, d.address, d.status, d.reason, d.detail, d.attempts, d.provider_id, d.segments,
-		t.key, t.kind, t.id, d.incident_id, d.created_at, d.updated_at, d.sent_at, d.next_at,
+	q := `SELECT d.id, d.kind, d.channel, d.subscriber_id, d.address, d.status, d.reason, d.detail, d.attempts, d.provider_id, d.segments, d.provider_segments,
+		t.key, t.kind, t.id, d.incident_id, d.created_at, d.updated_at, d.sent_at, d.next_at, d.attempt_at,
 		d.provider_status, d.error_code, d.delivered_at, d.acked_at, d.ack_via, d.escalates_id, ` + body + `
 		FROM deliveries d JOIN triggers t ON t.id=d.trigger_id LEFT JOIN messages m ON m.id=d.message_id
 		WHERE ` + cond + ` ORDER BY d.id`
@@ -121,15 +127,15 @@ func (s *Store) Log(ctx context.Context, f LogFilter, fn func(*LogEntry) error) 
 	defer rows.Close()
 	for rows.Next() {
 		var e LogEntry
-		var created, updated, sent, next, delivered, acked int64
-		if err := rows.Scan(&e.ID, &e.Kind, &e.Channel, &e.Subscriber, &e.Address, &e.Status, &e.Reason, &e.Detail, &e.Attempts, &e.ProviderID, &e.Segments,
-			&e.Trigger, &e.TriggerKind, &e.TriggerID, &e.IncidentID, &created, &updated, &sent, &next,
+		var created, updated, sent, next, attempt, delivered, acked int64
+		if err := rows.Scan(&e.ID, &e.Kind, &e.Channel, &e.Subscriber, &e.Address, &e.Status, &e.Reason, &e.Detail, &e.Attempts, &e.ProviderID, &e.Segments, &e.ProviderSegments,
+			&e.Trigger, &e.TriggerKind, &e.TriggerID, &e.IncidentID, &created, &updated, &sent, &next, &attempt,
 			&e.ProviderStatus, &e.ErrorCode, &delivered, &acked, &e.AckVia, &e.EscalatesID, &e.Subject, &e.Text, &e.HTML); err != nil {
 			return fmt.Errorf("store: scan log: %w", err)
 		}
 		e.SubscriberID = e.Subscriber
 		e.CreatedAt, e.UpdatedAt, e.SentAt = fromMS(created), fromMS(updated), fromMS(sent)
-		e.DeliveredAt, e.AckedAt = fromMS(delivered), fromMS(acked)
+		e.DeliveredAt, e.AckedAt, e.AttemptAt = fromMS(delivered), fromMS(acked), fromMS(attempt)
 		if f.RedactAckLinks {
 			e.Subject, e.Text, e.HTML = RedactAckLinks(e.Subject), RedactAckLinks(e.Text), RedactAckLinks(e.HTML)
 		}
@@ -313,7 +319,10 @@ func (s *Store) RunOutcome(ctx context.Context, schedule string, due time.Time) 
 // the API's export); LogBodyColumns follow them when bodies are included.
 var (
 	LogColumns = []string{"id", "kind", "channel", "subscriber", "address", "status", "reason", "detail", "attempts", "provider_id", "segments",
-		"trigger", "trigger_kind", "incident_id", "created_at", "updated_at", "sent_at"}
+		"trigger", "trigger_kind", "incident_id", "created_at", "updated_at", "sent_at",
+		// Later additions go at the end, so a script reading columns by
+		// position keeps working.
+		"provider_segments", "attempt_started_at"}
 	LogBodyColumns = []string{"subject", "text", "html"}
 )
 
@@ -322,7 +331,7 @@ var (
 func (e *LogEntry) CSVRow(body bool) []string {
 	row := []string{strconv.FormatInt(e.ID, 10), e.Kind, e.Channel, e.Subscriber, e.Address, e.Status, e.Reason, e.Detail,
 		strconv.Itoa(e.Attempts), e.ProviderID, strconv.Itoa(e.Segments), e.Trigger, e.TriggerKind, e.IncidentID,
-		csvTime(e.CreatedAt), csvTime(e.UpdatedAt), csvTime(e.SentAt)}
+		csvTime(e.CreatedAt), csvTime(e.UpdatedAt), csvTime(e.SentAt), strconv.Itoa(e.ProviderSegments), csvTime(e.AttemptAt)}
 	if body {
 		row = append(row, e.Subject, e.Text, e.HTML)
 	}

@@ -11,109 +11,6 @@ import (
 	"time"
 )
 
-// Claimed is a delivery a dispatcher worker has leased and will send.
-type Claimed struct {
-	ID           int64
-	Key          string // trigger key / subscriber / channel: stable across retries
-	TriggerKey   string
-	SubscriberID string
-	Channel      string
-	Kind         string
-	Address      string
-	IncidentID   string
-	Attempts     int // including this one
-	Deadline     time.Time
-	CreatedAt    time.Time
-	Subject      string
-	Text         string
-	HTML         string
-	Segments     int
-	Thread       string // the thread reference for IncidentID on this channel and address, if any
-	// The incident's current state, for a parent message kept current.
-	IncidentTitle, IncidentSeverity, IncidentStatus string
-}
-
-// DeliveryKey builds the idempotency key of a delivery.
-func DeliveryKey(triggerKey, subscriberID, channel string) string {
-	return triggerKey + "/" + subscriberID + "/" + channel
-}
-
-// ClaimOptions say which deliveries a dispatcher may claim.
-type ClaimOptions struct {
-	Channel string
-	Limit   int
-	Lease   time.Duration
-	// Serial makes deliveries about the same incident to the same address
-	// go one at a time, in order (Slack threads need the parent's ts
-	// before the first reply).
-	Serial bool
-	// TriggerIDs, when set, limits claims to these triggers (the CLI
-	// delivering what it just planned).
-	TriggerIDs []int64
-}
-
-// Claim leases up to o.Limit due deliveries of one channel, most urgent
-// first, marking them sending and counting the attempt.
-func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
-	now := s.now()
-	cond := `status='queued' AND channel=? AND next_at<=?`
-	args := []any{o.Channel, ms(now)}
-	if o.Serial {
-		cond += ` AND (incident_id='' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id=d.incident_id AND e.channel=d.channel
-			AND e.address=d.address AND e.id<d.id AND e.status IN ('queued','sending') AND e.incident_id != ''))`
-	}
-	if len(o.TriggerIDs) > 0 {
-		cond += ` AND trigger_id IN (` + placeholders(len(o.TriggerIDs)) + `)`
-		for _, id := range o.TriggerIDs {
-			args = append(args, id)
-		}
-	}
-	args = append(args, o.Limit)
-	var out []Claimed
-	err := s.Write(ctx, func(t *Tx) error {
-		// RETURNING carries the row itself: no second read of the claimed
-		// rows. Only what other tables hold is looked up afterwards, and
-		// only where a row needs it.
-		rows, err := t.query(`UPDATE deliveries SET status='sending', attempts=attempts+1, lease_until=?, updated_at=?
-			WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?)
-			RETURNING id, trigger_id, subscriber_id, channel, kind, address, incident_id, attempts, deadline, created_at, COALESCE(message_id,0), priority, next_at`,
-			append([]any{ms(now.Add(o.Lease)), ms(now)}, args...)...)
-		if err != nil {
-			return fmt.Errorf("store: claim: %w", err)
-		}
-		defer rows.Close()
-		var order []claimOrder
-		for rows.Next() {
-			var c Claimed
-			var trigger, deadline, created, msgID, next int64
-			var prio int
-			if err := rows.Scan(&c.ID, &trigger, &c.SubscriberID, &c.Channel, &c.Kind, &c.Address, &c.IncidentID, &c.Attempts, &deadline, &created,
-				&msgID, &prio, &next); err != nil {
-				return err
-			}
-			c.Deadline, c.CreatedAt = fromMS(deadline), fromMS(created)
-			if out == nil {
-				out = make([]Claimed, 0, min(o.Limit, 1024))
-				order = make([]claimOrder, 0, min(o.Limit, 1024))
-			}
-			out = append(out, c)
-			order = append(order, claimOrder{trigger: trigger, msg: msgID, prio: prio, next: next})
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		if len(out) == 0 {
-			return nil
-		}
-		return s.completeClaimed(t, out, order)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // claimOrder is what a claimed row needs beyond Claimed to be completed
 // and put in claim order.
 type claimOrder struct {
@@ -317,17 +214,20 @@ func (c *bodyCache) get(t *Tx, ids []int64) (map[int64]body, error) {
 	return out, nil
 }
 
-// Result is the outcome of one send attempt.
+// Result is the outcome of one send attempt, or of a claim given back
+// without one.
 type Result struct {
 	ID         int64
-	Status     string // sent, queued (retry), failed, expired, unknown
+	Status     string // sent, queued (retry, or given back), failed, expired, unknown
 	Reason     string
 	Detail     string
 	ProviderID string
-	Segments   int
-	NextAt     time.Time // for a retry
+	// Segments is the provider's count of the message's parts (Twilio's
+	// num_segments), kept beside crier's own estimate from planning.
+	Segments int
+	NextAt   time.Time // for a retry
 	// Uncount gives the attempt back (the channel was paused, the
-	// recipient was not at fault).
+	// recipient was not at fault). Only for a delivery MarkSending marked.
 	Uncount bool
 	// Thread, when set, is the thread reference to keep for the
 	// delivery's incident, channel and address (first one wins).
@@ -335,11 +235,15 @@ type Result struct {
 	// OptOut records the address as opted out (a provider said the
 	// recipient had unsubscribed).
 	OptOut bool
+	// Holder is the process that claimed the delivery (DefaultHolder if
+	// empty): a result from a process that no longer holds it is ignored.
+	Holder string
 }
 
-// Record writes the outcomes of a batch of attempts in one transaction.
-// A result for a delivery that is no longer sending (its lease expired and
-// another worker took it) is ignored.
+// Record writes the outcomes of a batch of attempts in one transaction
+// and releases the deliveries. A result for a delivery its holder no
+// longer holds (its lease ran out and another process took it, or it was
+// recovered after its holder was thought dead) is ignored.
 func (s *Store) Record(ctx context.Context, results []Result) error {
 	if len(results) == 0 {
 		return nil
@@ -347,11 +251,11 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 	return s.Write(ctx, func(t *Tx) error {
 		now := ms(s.now())
 		const set = `UPDATE deliveries SET status=?, reason=?, detail=?, provider_id=CASE WHEN ?='' THEN provider_id ELSE ? END,
-			segments=CASE WHEN ?=0 THEN segments ELSE ? END, next_at=CASE WHEN ?=0 THEN next_at ELSE ? END,
-			attempts=attempts-?, lease_until=0, updated_at=?, sent_at=CASE WHEN ?='sent' THEN ? ELSE sent_at END
-			WHERE id=? AND status='sending'`
+			provider_segments=CASE WHEN ?=0 THEN provider_segments ELSE ? END, next_at=CASE WHEN ?=0 THEN next_at ELSE ? END,
+			attempts=attempts-?, lease_until=0, claimed_by='', updated_at=?, sent_at=CASE WHEN ?='sent' THEN ? ELSE sent_at END
+			WHERE id=? AND claimed_by=? AND status IN ('queued','sending')`
 		// Most results need only to know whether the row was still
-		// sending; a thread or an opt-out also needs the row's address.
+		// held; a thread or an opt-out also needs the row's address.
 		ev := eventWriter{t: t}
 		for _, r := range results {
 			uncount := 0
@@ -359,14 +263,14 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 				uncount = 1
 			}
 			next := ms(r.NextAt)
-			args := []any{r.Status, r.Reason, r.Detail, r.ProviderID, r.ProviderID, r.Segments, r.Segments, next, next, uncount, now, r.Status, now, r.ID}
+			args := []any{r.Status, r.Reason, r.Detail, r.ProviderID, r.ProviderID, r.Segments, r.Segments, next, next, uncount, now, r.Status, now, r.ID, holderOr(r.Holder)}
 			if r.Thread == "" && !r.OptOut {
 				res, err := t.exec(set, args...)
 				if err != nil {
 					return fmt.Errorf("store: record delivery %d: %w", r.ID, err)
 				}
 				if n, _ := res.RowsAffected(); n == 0 {
-					continue // no longer sending: another outcome won
+					continue // no longer ours: another outcome won
 				}
 				if err := ev.add(r.ID, now, r.Status, r.Reason, r.Detail); err != nil {
 					return err
@@ -431,36 +335,6 @@ func (w *eventWriter) flush() error {
 	}
 	w.args = w.args[:0]
 	return nil
-}
-
-// RecoverInFlight deals with deliveries of channel left in sending by a
-// process that died (their lease has run out). With resend they are queued
-// again (at-least-once); otherwise they become unknown for an operator to
-// decide (at-most-once). It returns how many rows it changed.
-func (s *Store) RecoverInFlight(ctx context.Context, channel string, resend bool) (int64, error) {
-	now := ms(s.now())
-	status, detail := StatusUnknown, "process stopped mid-send; not resent (channel policy in_doubt: hold); check the provider, then crier retry"
-	if resend {
-		status, detail = StatusQueued, "process stopped mid-send; resent (channel policy in_doubt: resend)"
-	}
-	var n int64
-	err := s.Write(ctx, func(t *Tx) error {
-		if _, err := t.exec(`INSERT INTO delivery_events(delivery_id,at,status,reason,detail)
-			SELECT id, ?, ?, 'in_doubt', ? FROM deliveries WHERE status='sending' AND channel=? AND lease_until<?`, now, status, detail, channel, now); err != nil {
-			return err
-		}
-		res, err := t.exec(`UPDATE deliveries SET status=?, reason='in_doubt', detail=?, next_at=?, lease_until=0, updated_at=?
-			WHERE status='sending' AND channel=? AND lease_until<?`, status, detail, now, now, channel, now)
-		if err != nil {
-			return err
-		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store: recover in-flight deliveries of %s: %w", channel, err)
-	}
-	return n, nil
 }
 
 // ExpireOverdue marks queued deliveries whose deadline has passed as

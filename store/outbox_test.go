@@ -138,41 +138,116 @@ func TestEnqueuer_Flush_Batches(t *testing.T) {
 	}
 }
 
-func TestStore_RecoverInFlight(t *testing.T) {
+func TestStore_ReleaseOrphans(t *testing.T) {
+	ctx := context.Background()
 	tests := []struct {
 		name    string
 		advance time.Duration
+		dead    bool // the holder is known dead
 		resend  bool
-		n       int64
-		status  string
+		// want: the never-attempted row and the one whose request had started
+		claimed, sending string
+		rec              store.Recovered
 	}{
-		{"lease still running: another process may be sending", 30 * time.Second, true, 0, store.StatusSending},
-		{"resend policy queues it again", 2 * time.Minute, true, 1, store.StatusQueued},
-		{"hold policy leaves it to an operator", 2 * time.Minute, false, 1, store.StatusUnknown},
+		{"holder alive, lease running: nothing changes", 10 * time.Second, false, false, "queued", "sending", store.Recovered{}},
+		{"holder dead: claims released at once, the started request in doubt", 0, true, false, "queued", "unknown", store.Recovered{Released: 1, InDoubt: 1}},
+		{"holder dead, resend policy", 0, true, true, "queued", "queued", store.Recovered{Released: 1, InDoubt: 1}},
+		{"heartbeat ran out", 20 * time.Second, false, false, "queued", "unknown", store.Recovered{Released: 1, InDoubt: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := newClock(t0)
 			st, _ := open(t, clk)
-			enqueue(t, st, "send:1", delivery("a"), delivery("b", func(d *store.NewDelivery) { d.Channel = "other" }))
-			claim(t, st, store.ClaimOptions{Lease: time.Minute})
-			claim(t, st, store.ClaimOptions{Channel: "other", Lease: time.Minute})
+			if err := st.NodeHeartbeat(ctx, "node-a", 15*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			enqueue(t, st, "send:1", delivery("a"), delivery("b"), delivery("c", func(d *store.NewDelivery) { d.Channel = "other" }))
+			cs, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 10, Lease: time.Minute, Holder: "node-a"})
+			if err != nil || len(cs) != 2 {
+				t.Fatalf("Claim: %d, %v", len(cs), err)
+			}
+			if _, err := st.Claim(ctx, store.ClaimOptions{Channel: "other", Limit: 10, Lease: time.Minute, Holder: "node-a"}); err != nil {
+				t.Fatal(err)
+			}
+			// b's request to the provider starts; a waits its turn.
+			if m, err := st.MarkSending(ctx, "node-a", []int64{cs[1].ID}, time.Minute); err != nil || len(m) != 1 {
+				t.Fatalf("MarkSending: %v, %v", m, err)
+			}
+			startedAt := clk.Now()
 			clk.Add(tt.advance)
-			n, err := st.RecoverInFlight(context.Background(), "sms", tt.resend)
-			if err != nil || n != tt.n {
-				t.Fatalf("RecoverInFlight = %d, %v; want %d", n, err, tt.n)
+			rec, err := st.ReleaseOrphans(ctx, store.Orphans{Channel: "sms", Resend: tt.resend, Self: "node-b",
+				Dead: func(h string) bool { return tt.dead && h == "node-a" }})
+			if err != nil || rec != tt.rec {
+				t.Fatalf("ReleaseOrphans = %+v, %v; want %+v", rec, err, tt.rec)
 			}
 			r := rows(t, st)
-			if got := r["send:1/a/sms"]; got.Status != tt.status || (tt.n == 1 && (got.Reason != "in_doubt" || got.Attempts != 1)) {
-				t.Errorf("row = %s/%s after %d attempts, want %s/in_doubt", got.Status, got.Reason, got.Attempts, tt.status)
+			a, b := r["send:1/a/sms"], r["send:1/b/sms"]
+			if a.Status != tt.claimed || a.Attempts != 0 {
+				t.Errorf("never-attempted row: %s after %d attempts, want %s and none spent", a.Status, a.Attempts, tt.claimed)
 			}
-			if tt.resend && tt.n == 1 && !r["send:1/a/sms"].NextAttempt.Equal(clk.Now()) {
-				t.Errorf("requeued for %v, want now", r["send:1/a/sms"].NextAttempt)
+			if ev, _ := st.Events(ctx, a.ID); len(ev) != 0 {
+				t.Errorf("never-attempted row has events %+v: nothing happened to it", ev)
 			}
-			if got := r["send:1/b/other"]; got.Status != store.StatusSending {
-				t.Errorf("another channel's row was recovered: %s", got.Status)
+			if b.Status != tt.sending || b.Attempts != 1 {
+				t.Errorf("started row: %s after %d attempts, want %s after 1", b.Status, b.Attempts, tt.sending)
+			}
+			if tt.rec.InDoubt == 1 {
+				if b.Reason != "in_doubt" || !strings.Contains(b.Detail, startedAt.Format("15:04:05.000")) || !strings.Contains(b.Detail, "node-a") {
+					t.Errorf("in-doubt row %s: %q, want in_doubt with when the request started and by whom", b.Reason, b.Detail)
+				}
+				if !b.AttemptAt.Equal(startedAt) {
+					t.Errorf("attempt started %v, want %v", b.AttemptAt, startedAt)
+				}
+			}
+			if c := r["send:1/c/other"]; c.Status != store.StatusQueued {
+				t.Errorf("another channel's claim changed: %s", c.Status)
+			}
+			// A released claim is claimable again, by anyone.
+			if tt.rec.Released == 1 {
+				got, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 10, Lease: time.Minute, Holder: "node-b"})
+				if err != nil || len(got) == 0 || got[0].ID != a.ID {
+					t.Errorf("after release, node-b claimed %+v, %v; want a", got, err)
+				}
 			}
 		})
+	}
+}
+
+// A claim is not an attempt: a process's own claims are never taken as
+// orphans, a result from a process that lost its claim is ignored, and a
+// claim another process holds cannot be marked.
+func TestStore_Claim_HolderOwnsItsRows(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock(t0)
+	st, _ := open(t, clk)
+	enqueue(t, st, "send:1", delivery("a"))
+	cs, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 1, Lease: time.Minute, Holder: "node-a"})
+	if err != nil || len(cs) != 1 || cs[0].Holder != "node-a" || cs[0].Attempts != 1 {
+		t.Fatalf("Claim = %+v, %v", cs, err)
+	}
+	if c, _ := st.Counts(ctx, nil); c[store.StatusQueued] != 1 {
+		t.Errorf("counts after a claim = %v, want it still queued (nothing attempted)", c)
+	}
+	if again, _ := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 1, Lease: time.Minute, Holder: "node-b"}); len(again) != 0 {
+		t.Fatalf("a claimed row was claimed again: %+v", again)
+	}
+	if m, err := st.MarkSending(ctx, "node-b", []int64{cs[0].ID}, time.Minute); err != nil || len(m) != 0 {
+		t.Errorf("node-b marked node-a's claim: %v, %v", m, err)
+	}
+	if rec, err := st.ReleaseOrphans(ctx, store.Orphans{Channel: "sms", Self: "node-a"}); err != nil || rec != (store.Recovered{}) {
+		t.Errorf("node-a's own claims recovered: %+v, %v", rec, err)
+	}
+	record(t, st, store.Result{ID: cs[0].ID, Status: store.StatusSent, Holder: "node-b"})
+	if r := rows(t, st)["send:1/a/sms"]; r.Status != store.StatusQueued {
+		t.Errorf("a result from a process that does not hold the row was applied: %s", r.Status)
+	}
+	if m, err := st.MarkSending(ctx, "node-a", []int64{cs[0].ID}, time.Minute); err != nil || len(m) != 1 {
+		t.Fatalf("node-a could not mark its claim: %v, %v", m, err)
+	}
+	record(t, st, store.Result{ID: cs[0].ID, Status: store.StatusSent, ProviderID: "SM1", Segments: 2, Holder: "node-a"})
+	r := rows(t, st)["send:1/a/sms"]
+	if r.Status != store.StatusSent || r.Attempts != 1 || r.ProviderSegments != 2 || r.Segments != 1 {
+		t.Errorf("row = %+v, want sent after 1 attempt with crier's 1 segment and the provider's 2", r)
 	}
 }
 
@@ -211,7 +286,7 @@ func TestStore_Requeue(t *testing.T) {
 		store.Result{ID: c[0].ID, Status: store.StatusSent},
 		store.Result{ID: c[1].ID, Status: store.StatusFailed, Reason: "server"})
 	clk.Add(2 * time.Minute)
-	if _, err := st.RecoverInFlight(context.Background(), "sms", false); err != nil {
+	if _, err := st.ReleaseOrphans(context.Background(), store.Orphans{Channel: "sms"}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := clk.Now().Add(time.Hour)

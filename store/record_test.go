@@ -55,8 +55,8 @@ func TestStore_Record_Outcomes(t *testing.T) {
 			t.Errorf("%s: events %+v, want one %s event with the detail", sub, evs, w.status)
 		}
 	}
-	if e := got[store.DeliveryKey("send:r", "a", "sms")]; e.Segments != 2 || e.Attempts != 1 {
-		t.Errorf("a: %d segments after %d attempts, want 2 after 1", e.Segments, e.Attempts)
+	if e := got[store.DeliveryKey("send:r", "a", "sms")]; e.ProviderSegments != 2 || e.Attempts != 1 {
+		t.Errorf("a: %d segments by the provider's count after %d attempts, want 2 after 1", e.ProviderSegments, e.Attempts)
 	}
 
 	// Two outcomes for one delivery in one batch apply in order: the

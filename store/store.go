@@ -53,6 +53,8 @@ var upgrades = []string{
 	 ALTER TABLE deliveries ADD COLUMN provider_segments INTEGER NOT NULL DEFAULT 0; -- segments as the provider counted them
 	 ALTER TABLE deliveries ADD COLUMN rule TEXT NOT NULL DEFAULT '';            -- the alert rule (or briefing) that planned it
 	 ALTER TABLE triggers ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';       -- what a repeat of the same request looks like
+	 DROP INDEX deliveries_claim;
+	 CREATE INDEX deliveries_claim ON deliveries(channel, priority DESC, next_at, id) WHERE status = 'queued' AND claimed_by = '';
 	 CREATE INDEX deliveries_claimed ON deliveries(claimed_by) WHERE claimed_by != '';
 	 CREATE INDEX deliveries_unknown ON deliveries(channel, next_at) WHERE status = 'unknown';
 	 CREATE INDEX deliveries_rule ON deliveries(incident_id, rule, subscriber_id) WHERE incident_id != '' AND rule != '';

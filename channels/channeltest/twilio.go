@@ -41,6 +41,9 @@ type TwilioPeer struct {
 
 	mu   sync.Mutex
 	reqs []TwilioRequest
+	// msgs are the messages the peer created, oldest first: what its
+	// Messages list answers from.
+	msgs []twilioMessage
 }
 
 // TwilioRequest is one request as the peer received it.
@@ -97,7 +100,9 @@ type TwilioResponse struct {
 type TwilioOption func(*TwilioPeer)
 
 // WithTwilioLatency delays every answer by d, as a slow provider would; the
-// delay ends early when the client goes away.
+// delay ends early when the client goes away. A message is created when
+// its request arrives, as Twilio creates it before answering: a client
+// that gives up waiting has still sent it, and the Messages list shows it.
 func WithTwilioLatency(d time.Duration) TwilioOption {
 	return func(p *TwilioPeer) { p.latency = d }
 }
@@ -191,11 +196,17 @@ func (p *TwilioPeer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	p.reqs = append(p.reqs, rec)
 	p.mu.Unlock()
 
+	resp, sid := p.answer(rec, r.Method, r.URL.Query())
+	if resp.Status == http.StatusCreated {
+		if m, ok := resp.JSON.(twilioMessage); ok {
+			p.mu.Lock()
+			p.msgs = append(p.msgs, m)
+			p.mu.Unlock()
+		}
+	}
 	if !waitLatency(r, p.latency, p.done) {
 		return
 	}
-
-	resp, sid := p.answer(rec, r.Method)
 	status := p.write(w, r, resp)
 	p.mu.Lock()
 	p.reqs[rec.N-1].Status = status
@@ -208,16 +219,18 @@ func (p *TwilioPeer) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // answer decides the response the way Twilio orders its checks: route,
 // authentication, then the form. The hook runs after authentication so a
 // test can script failures without re-implementing auth.
-func (p *TwilioPeer) answer(rec TwilioRequest, method string) (*TwilioResponse, string) {
+func (p *TwilioPeer) answer(rec TwilioRequest, method string, query url.Values) (*TwilioResponse, string) {
 	switch {
 	case rec.PathAccountSID == "":
 		return TwilioError(http.StatusNotFound, 20404, "The requested resource "+rec.Path+" was not found"), ""
-	case method != http.MethodPost:
+	case method != http.MethodPost && method != http.MethodGet:
 		return TwilioError(http.StatusMethodNotAllowed, 20004, "Method not allowed"), ""
 	case !rec.Authorized:
 		return TwilioError(http.StatusUnauthorized, 20003, "Authenticate"), ""
 	case rec.PathAccountSID != p.AccountSID:
 		return TwilioError(http.StatusNotFound, 20404, "The requested resource "+rec.Path+" was not found"), ""
+	case method == http.MethodGet:
+		return p.list(rec.Path, query), ""
 	}
 	if p.respond != nil {
 		if resp := p.respond(rec.N, rec.Form); resp != nil && (resp.Status != 0 || resp.Hang || resp.Drop) {
@@ -242,6 +255,85 @@ func (p *TwilioPeer) answer(rec TwilioRequest, method string) (*TwilioResponse, 
 func (p *TwilioPeer) write(w http.ResponseWriter, r *http.Request, resp *TwilioResponse) int {
 	return writeAnswer(w, r, p.done, answer{status: resp.Status, json: resp.JSON, body: resp.Body, contentType: resp.ContentType,
 		header: resp.Header, hang: resp.Hang, drop: resp.Drop}, http.StatusCreated, "application/json")
+}
+
+// Messages returns the messages the peer has created so far, oldest
+// first: every POST it accepted, including those whose answer the client
+// gave up waiting for.
+func (p *TwilioPeer) Messages() []TwilioMessage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]TwilioMessage, len(p.msgs))
+	for i, m := range p.msgs {
+		out[i] = TwilioMessage{SID: m.SID, To: m.To, Body: m.Body}
+	}
+	return out
+}
+
+// TwilioMessage is a message the peer created.
+type TwilioMessage struct {
+	SID, To, Body string
+}
+
+// Sends returns the message-creating requests (POSTs) received so far.
+func (p *TwilioPeer) Sends() []TwilioRequest {
+	var out []TwilioRequest
+	for _, r := range p.Requests() {
+		if r.Method == http.MethodPost {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// list answers GET Messages.json: the account's messages, newest first,
+// filtered by To and From, in pages of PageSize (default 50, at most
+// 1000) addressed by Page and PageToken, with next_page_uri while more
+// remain, as Twilio's list resource does.
+func (p *TwilioPeer) list(path string, q url.Values) *TwilioResponse {
+	size := 50
+	if v := q.Get("PageSize"); v != "" {
+		if _, err := fmt.Sscanf(v, "%d", &size); err != nil || size < 1 || size > 1000 {
+			return TwilioError(http.StatusBadRequest, 20001, "Invalid PageSize")
+		}
+	}
+	page := 0
+	if v := q.Get("Page"); v != "" {
+		if _, err := fmt.Sscanf(v, "%d", &page); err != nil || page < 0 {
+			return TwilioError(http.StatusBadRequest, 20001, "Invalid Page")
+		}
+	}
+	to, from := q.Get("To"), q.Get("From")
+	p.mu.Lock()
+	var match []twilioMessage
+	for i := len(p.msgs) - 1; i >= 0; i-- {
+		m := p.msgs[i]
+		if to != "" && m.To != to || from != "" && (m.From == nil || *m.From != from) {
+			continue
+		}
+		match = append(match, m)
+	}
+	p.mu.Unlock()
+	start := min(page*size, len(match))
+	end := min(start+size, len(match))
+	base := path + "?PageSize=" + fmt.Sprint(size)
+	if to != "" {
+		base += "&To=" + url.QueryEscape(to)
+	}
+	if from != "" {
+		base += "&From=" + url.QueryEscape(from)
+	}
+	body := map[string]any{
+		"messages": append([]twilioMessage{}, match[start:end]...), "page": page, "page_size": size, "start": start, "end": max(start, end-1),
+		"uri": base + "&Page=" + fmt.Sprint(page), "first_page_uri": base + "&Page=0", "next_page_uri": nil, "previous_page_uri": nil,
+	}
+	if end < len(match) {
+		body["next_page_uri"] = fmt.Sprintf("%s&Page=%d&PageToken=PA%s", base, page+1, match[end-1].SID)
+	}
+	if page > 0 {
+		body["previous_page_uri"] = fmt.Sprintf("%s&Page=%d", base, page-1)
+	}
+	return &TwilioResponse{Status: http.StatusOK, JSON: body}
 }
 
 type twilioErrorBody struct {

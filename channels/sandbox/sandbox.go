@@ -14,6 +14,7 @@ import (
 
 	"github.com/crier-dev/crier/channels"
 	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/templates"
 )
 
 // Config is a sandbox instance's settings.
@@ -110,6 +111,9 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 	n := s.seq.Add(1)
 	r := channels.Receipt{ProviderID: fmt.Sprintf("sandbox-%s-%d-%d", strings.ToLower(string(s.kind)), m.DeliveryID, n), Status: "accepted"}
 	switch s.kind {
+	case channels.KindSMS:
+		// As a provider would, the sandbox counts the parts it "sent".
+		_, r.Segments = templates.SMSSegments(m.Text)
 	case channels.KindSlack, channels.KindEmail:
 		r.Thread = m.Thread
 		if r.Thread == "" {

@@ -160,23 +160,8 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 			errors.New("twilio: not sent: empty message text"))
 	}
 
-	// client.Client is safe to share (SendRequest only reads its fields
-	// unless OAuth is set, which it never is here), but the RoundTripper
-	// must be per call to carry ctx and capture the response, so the
-	// small client, handler and service are built per call. The handler
-	// is built without NewRequestHandler so TWILIO_EDGE/TWILIO_REGION in
-	// the environment cannot redirect requests.
 	a := &attempt{ctx: ctx, base: s.base, next: s.rt}
-	cl := &client.Client{
-		Credentials: s.creds,
-		HTTPClient: &http.Client{
-			Transport:     a,
-			Timeout:       s.timeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}
-	cl.SetAccountSid(s.accountSID)
-	svc := api.NewApiService(&client.RequestHandler{Client: cl})
+	svc := s.service(a)
 
 	p := &api.CreateMessageParams{}
 	p.SetTo(m.Address)
@@ -192,6 +177,27 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 	}
 	msg, err := svc.CreateMessage(p)
 	return s.outcome(a, m, msg, err)
+}
+
+// service builds the twilio-go API service for one request through a.
+//
+// client.Client is safe to share (SendRequest only reads its fields
+// unless OAuth is set, which it never is here), but the RoundTripper
+// must be per call to carry ctx and capture the response, so the small
+// client, handler and service are built per call. The handler is built
+// without NewRequestHandler so TWILIO_EDGE/TWILIO_REGION in the
+// environment cannot redirect requests.
+func (s *Sender) service(a *attempt) *api.ApiService {
+	cl := &client.Client{
+		Credentials: s.creds,
+		HTTPClient: &http.Client{
+			Transport:     a,
+			Timeout:       s.timeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	cl.SetAccountSid(s.accountSID)
+	return api.NewApiService(&client.RequestHandler{Client: cl})
 }
 
 // statusCallback returns the callback URL for one delivery. Without a

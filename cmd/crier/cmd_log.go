@@ -132,6 +132,13 @@ func printBody(w io.Writer, le *store.LogEntry) {
 	if le.Subject != "" {
 		fmt.Fprintf(w, "    subject: %s\n", le.Subject)
 	}
+	if le.Segments > 0 || le.ProviderSegments > 0 {
+		line := fmt.Sprintf("    segments: %d by crier's count", le.Segments)
+		if le.ProviderSegments > 0 {
+			line += fmt.Sprintf(", %d by the provider's", le.ProviderSegments)
+		}
+		fmt.Fprintln(w, line)
+	}
 	if le.Text != "" {
 		fmt.Fprintf(w, "    --- text ---\n%s\n", indent(le.Text))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"syscall"
@@ -103,4 +104,14 @@ func deadHolder(holder string) bool {
 func hostHolder() string {
 	h, _ := os.Hostname()
 	return fmt.Sprintf("%s pid %d", h, os.Getpid())
+}
+
+// processHolder names this process in the claims it makes: its host and
+// pid (so a restart on the same host knows at once that a killed process
+// is gone) and a random part (so a new process with a reused pid, as in a
+// container where crier is always pid 1, is not taken for the old one).
+func processHolder() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s %x", hostHolder(), b)
 }

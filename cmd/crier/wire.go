@@ -180,7 +180,8 @@ func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *e
 	rules := map[string]dispatch.ChannelRules{}
 	a.metrics = newMetrics(cfg, st, e, log)
 	a.acks = a.ackSigner()
-	a.disp = dispatch.New(st, dispatch.Options{Retry: cfg.Retry, Now: e.now, Log: log, Observer: a.metrics})
+	a.disp = dispatch.New(st, dispatch.Options{Retry: cfg.Retry, Now: e.now, Log: log, Observer: a.metrics,
+		Holder: processHolder(), Dead: deadHolder})
 	for _, name := range cfg.ChannelNames() {
 		ch, err := a.buildChannel(name, cfg.Channels[name])
 		if err != nil {

@@ -79,7 +79,8 @@ func TestBroadcast_TwilioOutageThenRecovery(t *testing.T) {
 			return &channeltest.TwilioResponse{Drop: true}
 		}
 	}))
-	retry := dispatch.RetryPolicy{MaxAttempts: 20, InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Deadline: time.Hour}
+	retry := dispatch.RetryPolicy{MaxAttempts: 20, InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Deadline: time.Hour,
+		OutagePause: time.Millisecond, OutagePauseMax: 20 * time.Millisecond}
 	// resend: a dropped connection is in doubt, and this peer drops before
 	// creating anything, so a resend is what gets each number its message.
 	// (With hold, the SMS default, those deliveries would wait as unknown
@@ -140,7 +141,8 @@ func TestBroadcast_TwilioOutageThenRecovery_Hold(t *testing.T) {
 		}
 		return channeltest.TwilioError(503, 20500, "Service unavailable")
 	}))
-	retry := dispatch.RetryPolicy{MaxAttempts: 20, InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Deadline: time.Hour}
+	retry := dispatch.RetryPolicy{MaxAttempts: 20, InitialBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Deadline: time.Hour,
+		OutagePause: time.Millisecond, OutagePauseMax: 20 * time.Millisecond}
 	r := newRig(t, n, twilioSender(t, peer), dispatch.Limits{Concurrency: 8}, retry)
 	out := r.send(t, "outage-hold")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,0 +1,345 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// A delivery goes through three steps in a dispatcher's hands:
+//
+//  1. Claim leases queued rows to one process (claimed_by, lease_until).
+//     The rows stay queued: nothing has been tried, and a process that
+//     dies now leaves nothing in doubt. Its claims are released at once
+//     when it is known to be dead (ReleaseOrphans), or when the lease runs
+//     out.
+//  2. MarkSending, immediately before the provider call, makes a claimed
+//     row sending, counts the attempt and records when the request
+//     started (attempt_at), durably. Only these rows can be in doubt
+//     after a crash, so "unknown" is bounded by the requests in flight.
+//  3. Record writes the outcome and releases the row.
+
+// DefaultHolder holds claims made without a holder (tests and tools that
+// claim and record in one process).
+const DefaultHolder = "local"
+
+// Claimed is a delivery a dispatcher worker has leased and will send.
+type Claimed struct {
+	ID           int64
+	Key          string // trigger key / subscriber / channel: stable across retries
+	TriggerKey   string
+	SubscriberID string
+	Channel      string
+	Kind         string
+	Address      string
+	IncidentID   string
+	Attempts     int // including the one this claim leads to
+	Deadline     time.Time
+	CreatedAt    time.Time
+	Subject      string
+	Text         string
+	HTML         string
+	Segments     int
+	Thread       string // the thread reference for IncidentID on this channel and address, if any
+	// The incident's current state, for a parent message kept current.
+	IncidentTitle, IncidentSeverity, IncidentStatus string
+	// Holder is the process that holds the claim.
+	Holder string
+}
+
+// DeliveryKey builds the idempotency key of a delivery.
+func DeliveryKey(triggerKey, subscriberID, channel string) string {
+	return triggerKey + "/" + subscriberID + "/" + channel
+}
+
+// ClaimOptions say which deliveries a dispatcher may claim.
+type ClaimOptions struct {
+	Channel string
+	Limit   int
+	Lease   time.Duration
+	// Serial makes deliveries about the same incident to the same address
+	// go one at a time, in order (Slack threads need the parent's ts
+	// before the first reply).
+	Serial bool
+	// TriggerIDs, when set, limits claims to these triggers (the CLI
+	// delivering what it just planned).
+	TriggerIDs []int64
+	// Holder names the claiming process (DefaultHolder if empty).
+	Holder string
+}
+
+func holderOr(h string) string {
+	if h == "" {
+		return DefaultHolder
+	}
+	return h
+}
+
+// Claim leases up to o.Limit due, unclaimed deliveries of one channel to
+// o.Holder, most urgent first. They stay queued: MarkSending makes each
+// sending just before it is sent.
+func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
+	now := s.now()
+	holder := holderOr(o.Holder)
+	// The partial index deliveries_claim holds exactly the unclaimed
+	// queued rows: a claim walks it in (priority, next_at, id) order and
+	// stops at its limit.
+	cond := `status='queued' AND claimed_by='' AND channel=? AND next_at<=?`
+	args := []any{o.Channel, ms(now)}
+	if o.Serial {
+		cond += ` AND (incident_id='' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id=d.incident_id AND e.channel=d.channel
+			AND e.address=d.address AND e.id<d.id AND e.status IN ('queued','sending') AND e.incident_id != ''))`
+	}
+	if len(o.TriggerIDs) > 0 {
+		cond += ` AND trigger_id IN (` + placeholders(len(o.TriggerIDs)) + `)`
+		for _, id := range o.TriggerIDs {
+			args = append(args, id)
+		}
+	}
+	args = append(args, o.Limit)
+	var out []Claimed
+	err := s.Write(ctx, func(t *Tx) error {
+		out = nil
+		// RETURNING carries the row itself: no second read of the claimed
+		// rows. Only what other tables hold is looked up afterwards, and
+		// only where a row needs it.
+		rows, err := t.query(`UPDATE deliveries SET claimed_by=?, lease_until=?, updated_at=?
+			WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?)
+			RETURNING id, trigger_id, subscriber_id, channel, kind, address, incident_id, attempts+1, deadline, created_at, COALESCE(message_id,0), priority, next_at`,
+			append([]any{holder, ms(now.Add(o.Lease)), ms(now)}, args...)...)
+		if err != nil {
+			return fmt.Errorf("store: claim: %w", err)
+		}
+		defer rows.Close()
+		var order []claimOrder
+		for rows.Next() {
+			var c Claimed
+			var trigger, deadline, created, msgID, next int64
+			var prio int
+			if err := rows.Scan(&c.ID, &trigger, &c.SubscriberID, &c.Channel, &c.Kind, &c.Address, &c.IncidentID, &c.Attempts, &deadline, &created,
+				&msgID, &prio, &next); err != nil {
+				return err
+			}
+			c.Deadline, c.CreatedAt, c.Holder = fromMS(deadline), fromMS(created), holder
+			if out == nil {
+				out = make([]Claimed, 0, min(o.Limit, 1024))
+				order = make([]claimOrder, 0, min(o.Limit, 1024))
+			}
+			out = append(out, c)
+			order = append(order, claimOrder{trigger: trigger, msg: msgID, prio: prio, next: next})
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		if len(out) == 0 {
+			return nil
+		}
+		return s.completeClaimed(t, out, order)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MarkSending makes the claimed deliveries ids sending, immediately
+// before their provider calls: it counts the attempt, records when the
+// request started and extends the lease by lease. It returns the ids it
+// marked; a delivery holder no longer holds (its lease ran out and another
+// process took it, or an operator changed it) is left out and must not be
+// sent. The commit is durable before it returns, so a delivery that was
+// never marked was never handed to a provider.
+func (s *Store) MarkSending(ctx context.Context, holder string, ids []int64, lease time.Duration) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := s.now()
+	var marked []int64
+	err := s.Write(ctx, func(t *Tx) error {
+		marked = marked[:0]
+		rows, err := t.query(`UPDATE deliveries SET status='sending', attempts=attempts+1, attempt_at=?, lease_until=?, updated_at=?
+			WHERE id IN (SELECT value FROM json_each(?)) AND claimed_by=? AND status='queued'
+			RETURNING id`, ms(now), ms(now.Add(lease)), ms(now), jsonIDs(ids), holderOr(holder))
+		if err != nil {
+			return fmt.Errorf("store: mark deliveries sending: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			marked = append(marked, id)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return marked, nil
+}
+
+// Orphans says whose claims ReleaseOrphans gives up.
+type Orphans struct {
+	// Channel limits the recovery to one channel instance.
+	Channel string
+	// Resend queues in-doubt deliveries again (at-least-once) instead of
+	// holding them as unknown (at-most-once).
+	Resend bool
+	// Self is the recovering process: its own claims are left alone.
+	Self string
+	// Dead reports whether a holder is known to be dead even though its
+	// heartbeat has not yet run out (a process on this host that no
+	// longer exists). May be nil.
+	Dead func(holder string) bool
+	// Detail is added to the in-doubt explanation (for example that the
+	// channel reconciles with its provider).
+	Detail string
+}
+
+// Recovered counts what ReleaseOrphans did.
+type Recovered struct {
+	// Released claims were never attempted: queued again, no attempt spent.
+	Released int64
+	// InDoubt deliveries had a provider request started by a process that
+	// is gone: held as unknown, or queued again under Resend.
+	InDoubt int64
+}
+
+// ReleaseOrphans gives up the claims of processes that are gone (their
+// heartbeat ran out, or o.Dead says so) and claims whose lease ran out.
+// A claimed delivery that was never attempted goes back to the queue as
+// it was; one whose provider request had started is in doubt and follows
+// the channel's policy, with an event saying when the request started.
+func (s *Store) ReleaseOrphans(ctx context.Context, o Orphans) (Recovered, error) {
+	now := s.now()
+	var rec Recovered
+	err := s.Write(ctx, func(t *Tx) error {
+		rec = Recovered{}
+		gone, err := t.goneHolders(o, now)
+		if err != nil {
+			return err
+		}
+		// Whose rows: a gone holder's, or any whose lease has run out.
+		who := `lease_until<?`
+		args := []any{ms(now)}
+		if len(gone) > 0 {
+			who = `(lease_until<? OR claimed_by IN (` + placeholders(len(gone)) + `))`
+			for _, g := range gone {
+				args = append(args, g)
+			}
+		}
+		chArgs := append([]any{o.Channel}, args...)
+		res, err := t.exec(`UPDATE deliveries SET claimed_by='', lease_until=0, updated_at=?
+			WHERE status='queued' AND claimed_by != '' AND channel=? AND `+who, append([]any{ms(now)}, chArgs...)...)
+		if err != nil {
+			return fmt.Errorf("store: release claims of %s: %w", o.Channel, err)
+		}
+		rec.Released, _ = res.RowsAffected()
+
+		status, what := StatusUnknown, "not resent (channel policy in_doubt: hold); check the provider, then crier retry"
+		if o.Resend {
+			status, what = StatusQueued, "sent again (channel policy in_doubt: resend)"
+		}
+		if o.Detail != "" {
+			what += "; " + o.Detail
+		}
+		rows, err := t.query(`SELECT id, attempt_at, claimed_by FROM deliveries WHERE status='sending' AND channel=? AND `+who, chArgs...)
+		if err != nil {
+			return fmt.Errorf("store: find in-doubt deliveries of %s: %w", o.Channel, err)
+		}
+		type doubt struct {
+			id, at int64
+			by     string
+		}
+		var ds []doubt
+		for rows.Next() {
+			var d doubt
+			if err := rows.Scan(&d.id, &d.at, &d.by); err != nil {
+				rows.Close()
+				return err
+			}
+			ds = append(ds, d)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		ev := eventWriter{t: t}
+		for _, d := range ds {
+			detail := fmt.Sprintf("in doubt: the request to the provider started at %s (by %s) and crier stopped before its answer; %s",
+				fromMS(d.at).Format("2006-01-02 15:04:05.000 MST"), d.by, what)
+			res, err := t.exec(`UPDATE deliveries SET status=?, reason='in_doubt', detail=?, next_at=?, lease_until=0, claimed_by='', updated_at=?
+				WHERE id=? AND status='sending'`, status, detail, ms(now), ms(now), d.id)
+			if err != nil {
+				return fmt.Errorf("store: recover delivery %d: %w", d.id, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue
+			}
+			rec.InDoubt++
+			if err := ev.add(d.id, ms(now), status, "in_doubt", detail); err != nil {
+				return err
+			}
+		}
+		return ev.flush()
+	})
+	if err != nil {
+		return Recovered{}, err
+	}
+	return rec, nil
+}
+
+// goneHolders lists the holders of claims that are not o.Self and whose
+// heartbeat has run out or who o.Dead says are dead.
+func (t *Tx) goneHolders(o Orphans, now time.Time) ([]string, error) {
+	rows, err := t.query(`SELECT DISTINCT d.claimed_by, COALESCE(l.expires_at, 0) FROM deliveries d
+		LEFT JOIN leases l ON l.name = 'node:' || d.claimed_by
+		WHERE d.claimed_by != '' AND d.channel=?`, o.Channel)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim holders of %s: %w", o.Channel, err)
+	}
+	defer rows.Close()
+	var gone []string
+	for rows.Next() {
+		var h string
+		var exp int64
+		if err := rows.Scan(&h, &exp); err != nil {
+			return nil, err
+		}
+		if h == o.Self {
+			continue
+		}
+		if exp <= ms(now) || (o.Dead != nil && o.Dead(h)) {
+			gone = append(gone, h)
+		}
+	}
+	return gone, rows.Err()
+}
+
+// NodeHeartbeat records that the claiming process holder is alive until
+// ttl from now: its claims are its own while it lasts.
+func (s *Store) NodeHeartbeat(ctx context.Context, holder string, ttl time.Duration) error {
+	return s.Heartbeat(ctx, "node:"+holder, holder, ttl)
+}
+
+// NodeGone removes holder's heartbeat (a clean stop).
+func (s *Store) NodeGone(ctx context.Context, holder string) error {
+	return s.ReleaseHeartbeat(ctx, "node:"+holder, holder)
+}
+
+// InHand counts the deliveries of the given triggers (all, when none)
+// that a process holds: claimed and not yet recorded.
+func (s *Store) InHand(ctx context.Context, triggerIDs []int64) (int, error) {
+	cond, args := "claimed_by != ''", []any{}
+	if len(triggerIDs) > 0 {
+		cond += " AND trigger_id IN (" + placeholders(len(triggerIDs)) + ")"
+		for _, id := range triggerIDs {
+			args = append(args, id)
+		}
+	}
+	var n int
+	err := s.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE `+cond, args...).Scan(&n)
+	return n, err
+}
