@@ -89,7 +89,7 @@ func TestConfig_Parse_Example(t *testing.T) {
 	if len(c.Alerts) != 2 || c.Audiences["clinicians"] == nil || !c.Audiences["clinicians"].IncidentNations {
 		t.Errorf("alerts %d, clinicians audience %+v", len(c.Alerts), c.Audiences["clinicians"])
 	}
-	if c.Retry.MaxAttempts != 12 || c.Retry.OutagePause != 5*time.Second || c.Server.Listen != "127.0.0.1:8080" || c.Log.Format != "text" {
+	if c.Retry.MaxAttempts != 12 || c.Retry.OutagePause.Seconds() != 5 || c.Server.Listen != "127.0.0.1:8080" || c.Log.Format != "text" {
 		t.Errorf("defaults: retry %+v listen %q log %+v", c.Retry, c.Server.Listen, c.Log)
 	}
 }
