@@ -41,6 +41,7 @@ type SlackPeer struct {
 	WebhookChannel string
 
 	latency     time.Duration
+	omit        map[string]bool // fields left out of chat.postMessage answers
 	respond     func(n int, post SlackPost) *SlackResponse
 	now         func() time.Time
 	done        chan struct{}
@@ -179,6 +180,22 @@ func WithSlackLatency(d time.Duration) SlackOption {
 // Slack would.
 func WithSlackRespond(fn func(n int, post SlackPost) *SlackResponse) SlackOption {
 	return func(p *SlackPeer) { p.respond = fn }
+}
+
+// WithSlackOmit makes chat.postMessage answer without fields that Slack
+// sends but a Slack-compatible server (or a proxy) may leave out:
+// "message.thread_ts" (the reply's thread, even when it was filed in one)
+// or "message" (the whole message object, as slack-go's slacktest does).
+// The peer still files and records the post as Slack would.
+func WithSlackOmit(fields ...string) SlackOption {
+	return func(p *SlackPeer) {
+		if p.omit == nil {
+			p.omit = map[string]bool{}
+		}
+		for _, f := range fields {
+			p.omit[f] = true
+		}
+	}
 }
 
 // WithSlackClock sets the clock used for request times.
@@ -389,7 +406,14 @@ func (p *SlackPeer) answer(rec SlackPost, method string, hasToken bool) (*SlackR
 	}
 	p.messages[rec.Channel+"/"+ts] = root
 	msg["ts"] = ts
-	return &SlackResponse{JSON: map[string]any{"ok": true, "channel": rec.Channel, "ts": ts, "message": msg}}, res
+	if p.omit["message.thread_ts"] {
+		delete(msg, "thread_ts")
+	}
+	answer := map[string]any{"ok": true, "channel": rec.Channel, "ts": ts, "message": msg}
+	if p.omit["message"] {
+		delete(answer, "message")
+	}
+	return &SlackResponse{JSON: answer}, res
 }
 
 // check returns the error word Slack would answer for a malformed message,

@@ -117,3 +117,22 @@ func TestSlackPeer_Webhook_Answer(t *testing.T) {
 		t.Fatalf("recorded %+v", got)
 	}
 }
+
+func TestSlackPeer_Omit(t *testing.T) {
+	for _, field := range []string{"message.thread_ts", "message"} {
+		t.Run(field, func(t *testing.T) {
+			p := NewSlackPeer(t, WithSlackOmit(field))
+			_, parent := slackCall(t, p, "chat.postMessage", url.Values{"token": {p.Token}, "channel": {"C1"}, "text": {"parent"}})
+			parentTS, _ := parent["ts"].(string)
+			_, reply := slackCall(t, p, "chat.postMessage", url.Values{"token": {p.Token}, "channel": {"C1"}, "text": {"r"}, "thread_ts": {parentTS}})
+			msg, hasMsg := reply["message"].(map[string]any)
+			_, hasThread := msg["thread_ts"]
+			if reply["ok"] != true || reply["ts"] == "" || hasThread || hasMsg != (field != "message") {
+				t.Errorf("answer %v, want ok and ts without %s", reply, field)
+			}
+			if got := p.Posts()[1]; !got.Threaded || got.ThreadTS != parentTS {
+				t.Errorf("the reply was not filed in the thread: %+v", got)
+			}
+		})
+	}
+}

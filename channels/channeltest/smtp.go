@@ -34,6 +34,10 @@ const (
 	SMTPStageMail SMTPStage = "MAIL" // addr is the envelope sender
 	SMTPStageRcpt SMTPStage = "RCPT" // addr is the recipient
 	SMTPStageData SMTPStage = "DATA" // asked once per accepted recipient, before the data is stored
+	// SMTPStageStored is asked once per recipient after the message was
+	// stored (and counted), before the final reply: ErrSMTPDrop there
+	// loses the reply, so the client cannot tell that the message arrived.
+	SMTPStageStored SMTPStage = "STORED"
 )
 
 // ErrSMTPDrop, returned by a hook, makes the peer close the connection
@@ -96,7 +100,8 @@ func SMTPAuth(username, password string) SMTPOption {
 }
 
 // SMTPHook lets a test answer MAIL, RCPT and DATA itself: return nil to
-// accept, an SMTPReply to refuse, or ErrSMTPDrop to hang up.
+// accept, an SMTPReply to refuse, or ErrSMTPDrop to hang up (see the
+// stages for when each is asked).
 func SMTPHook(hook func(stage SMTPStage, addr string) error) SMTPOption {
 	return func(o *smtpOptions) { o.hook = hook }
 }
@@ -413,6 +418,11 @@ func (s *smtpSession) Data(r io.Reader) error {
 	}
 	s.p.count.Add(1)
 	s.sent++
+	for _, to := range s.to {
+		if err := s.ask(SMTPStageStored, to); err != nil {
+			return err // ask has closed the connection for ErrSMTPDrop
+		}
+	}
 	if s.p.opt.dropAfter > 0 && s.sent >= s.p.opt.dropAfter {
 		s.conn.closeAfterWrite.Store(true)
 	}

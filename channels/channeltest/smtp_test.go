@@ -125,3 +125,20 @@ func TestSMTPPeer_HookAndDrop(t *testing.T) {
 		t.Errorf("peer stored %d messages, want 0", p.Count())
 	}
 }
+
+func TestSMTPPeer_DropAfterStored(t *testing.T) {
+	p := NewSMTPPeer(t, SMTPHook(func(stage SMTPStage, addr string) error {
+		if stage == SMTPStageStored && addr == "lost-reply@example.org" {
+			return ErrSMTPDrop
+		}
+		return nil
+	}))
+	c := dialPeer(t, p)
+	if err := c.SendMail("a@example.org", []string{"lost-reply@example.org"}, strings.NewReader("Subject: x\r\n\r\nx\r\n")); err == nil {
+		t.Error("the client got a reply, want the connection dropped before it")
+	}
+	p.WaitClosed(t, 1)
+	if got := p.Messages(); p.Count() != 1 || len(got) != 1 || got[0].To[0] != "lost-reply@example.org" {
+		t.Errorf("peer stored %d messages (%d kept), want the one whose reply was lost", p.Count(), len(got))
+	}
+}

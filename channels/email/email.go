@@ -1,8 +1,9 @@
 // Package email is crier's SMTP channel, built on github.com/wneessen/go-mail.
 // It sends one message per recipient over a small pool of long-lived
 // connections, gives every message a Message-ID derived from its delivery
-// key (so a resend is recognisable and updates thread in mail clients), and
-// classifies every failure by its SMTP reply code.
+// key and the installation (so a resend is recognisable, updates thread in
+// mail clients, and another database never repeats an ID), and classifies
+// every failure by its SMTP reply code.
 //
 // How a message is sent:
 //
@@ -66,6 +67,7 @@ package email
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
@@ -84,13 +86,23 @@ import (
 // ErrClosed is returned (as a temporary failure) by Send after Close.
 var ErrClosed = errors.New("email: sender is closed")
 
-// Option adjusts a Sender for tests.
+// Option adjusts a Sender: its installation (required), and test seams.
 type Option func(*options)
 
 type options struct {
-	tls *tls.Config
-	now func() time.Time
+	tls          *tls.Config
+	now          func() time.Time
+	installation string
 }
+
+// WithInstallation sets the identity of the installation the Sender sends
+// for: the database's installation id, random and made with the database.
+// Message-IDs are derived from it and the delivery key, so that a new
+// database (a rebuilt server, a drill, a staging copy) sending from the
+// same domain never repeats the Message-ID of earlier, different mail,
+// while a resend of one delivery keeps its ID. New refuses to build a
+// Sender without it.
+func WithInstallation(id string) Option { return func(o *options) { o.installation = id } }
 
 // WithTLSConfig sets the TLS configuration used for STARTTLS and implicit
 // TLS, typically to trust a test server's certificate through RootCAs.
@@ -112,6 +124,7 @@ type Sender struct {
 	pool    *pool
 
 	envelopeFrom string // MAIL FROM's address, "<a@b>"
+	installation []byte // keys the Message-ID hash (see WithInstallation)
 	contents     contentCache
 }
 
@@ -138,7 +151,12 @@ func New(name string, c Config, opts ...Option) (*Sender, error) {
 			return nil, fmt.Errorf("email channel %q: password_file %q is empty", name, c.PasswordFile)
 		}
 	}
-	s := &Sender{name: name, cfg: c, now: o.now, contents: contentCache{now: time.Now}}
+	if o.installation == "" {
+		// Without it every database would give a delivery key the same
+		// Message-ID, and receivers that deduplicate would drop real mail.
+		return nil, fmt.Errorf("email channel %q: no installation id to derive Message-IDs from (email.WithInstallation)", name)
+	}
+	s := &Sender{name: name, cfg: c, now: o.now, installation: []byte(o.installation), contents: contentCache{now: time.Now}}
 	s.from, _ = netmail.ParseAddress(c.From) // Validate checked both
 	if c.ReplyTo != "" {
 		s.replyTo, _ = netmail.ParseAddress(c.ReplyTo)
@@ -220,13 +238,18 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 	return receipt(&m, id, reply), nil
 }
 
-// messageID is 32 hex digits of SHA-256(key) + "@" + domain (the
-// Message-ID without its angle brackets):
-// the same key always gives the same ID, so a resend after an ambiguous
-// failure can be recognised by the receiving side.
+// messageID is 32 hex digits of HMAC-SHA-256(installation, key) + "@" +
+// domain (the Message-ID without its angle brackets). The same delivery
+// key gives the same ID within an installation, so a resend after an
+// ambiguous failure can be recognised by the receiving side; the same key
+// in another database (whose keys restart from the same trigger and
+// subscriber names) gives another ID, as RFC 5322 3.6.4 requires of a
+// different message.
 func (s *Sender) messageID(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:16]) + "@" + s.cfg.MessageIDDomain
+	h := hmac.New(sha256.New, s.installation)
+	h.Write([]byte(key))
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16]) + "@" + s.cfg.MessageIDDomain
 }
 
 // threadRef turns a Receipt.Thread into an In-Reply-To/References value,

@@ -147,6 +147,64 @@ func TestSender_Send_MessageID(t *testing.T) {
 	}
 }
 
+// TestSender_Send_MessageIDPerInstallation: the same delivery key sent
+// for two installations (two databases) gets two Message-IDs at the
+// peer; sent again for the same installation (a resend, by this process,
+// by a restarted one, or in a batch) it keeps its own.
+func TestSender_Send_MessageIDPerInstallation(t *testing.T) {
+	const (
+		instA = "9b1de3a07c4f28e5d6a1b0c3e7f49a21"
+		instB = "0e6f3c2a9d8b17f4a5c0e2d1b3f6a789"
+		key   = "incident:INC-1:1/minister-health/ministers-email"
+	)
+	p := channeltest.NewSMTPPeer(t)
+	a := newSender(t, peerConfig(p), WithInstallation(instA))
+	restarted := newSender(t, peerConfig(p), WithInstallation(instA))
+	b := newSender(t, peerConfig(p), WithInstallation(instB))
+
+	ra := send(t, a, message(key))
+	resend := send(t, a, message(key))
+	rr := send(t, restarted, message(key))
+	rb := send(t, b, message(key))
+	batch := b.SendBatch(t.Context(), []channels.Message{message(key)})
+	if len(batch) != 1 || batch[0].Err != nil {
+		t.Fatalf("SendBatch: %+v", batch)
+	}
+
+	got := p.Messages()
+	if len(got) != 5 {
+		t.Fatalf("peer got %d messages, want 5", len(got))
+	}
+	var ids []string
+	for _, m := range got {
+		ids = append(ids, m.Header.Get("Message-Id"))
+	}
+	receipts := []string{ra.ProviderID, resend.ProviderID, rr.ProviderID, rb.ProviderID, batch[0].Receipt.ProviderID}
+	for i := range ids {
+		if ids[i] == "" || ids[i] != receipts[i] {
+			t.Errorf("message %d: the peer got Message-ID %q, the receipt says %q", i+1, ids[i], receipts[i])
+		}
+	}
+	if ids[0] != ids[1] || ids[0] != ids[2] {
+		t.Errorf("one installation gave the same delivery %q, %q and %q; want one Message-ID", ids[0], ids[1], ids[2])
+	}
+	if ids[3] != ids[4] {
+		t.Errorf("installation B gave %q by Send and %q by SendBatch", ids[3], ids[4])
+	}
+	if ids[0] == ids[3] {
+		t.Errorf("two installations gave delivery %q the same Message-ID %q", key, ids[0])
+	}
+}
+
+func TestNew_RequiresInstallation(t *testing.T) {
+	p := channeltest.NewSMTPPeer(t)
+	for _, opts := range [][]Option{nil, {WithInstallation("")}} {
+		if _, err := New("ministers-email", peerConfig(p), opts...); err == nil || !strings.Contains(err.Error(), "installation") {
+			t.Errorf("New without an installation id: %v, want an error naming it", err)
+		}
+	}
+}
+
 func TestSender_Send_Thread(t *testing.T) {
 	p := channeltest.NewSMTPPeer(t)
 	s := newSender(t, peerConfig(p))

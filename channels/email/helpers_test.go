@@ -15,6 +15,9 @@ import (
 // testPassword is long and distinctive so that a leak is unmistakable.
 const testPassword = "hunter2-Sw0rdf1sh-never-print-me"
 
+// testInstallation is an installation id of the form the store makes.
+const testInstallation = "5f0c2a9e41d7b3866e1f0a2c9d4b7e13"
+
 // peerConfig is a Config pointing at p: plain TCP unless changed, the
 // peer's credentials when it has them.
 func peerConfig(p *channeltest.SMTPPeer, mods ...func(*Config)) Config {
@@ -35,9 +38,10 @@ func peerConfig(p *channeltest.SMTPPeer, mods ...func(*Config)) Config {
 	return c
 }
 
+// newSender builds a Sender for testInstallation; opts may set another.
 func newSender(tb testing.TB, c Config, opts ...Option) *Sender {
 	tb.Helper()
-	s, err := New("test-email", c, opts...)
+	s, err := New("test-email", c, append([]Option{WithInstallation(testInstallation)}, opts...)...)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}

@@ -185,17 +185,146 @@ func TestSender_Send_ThreadWithoutSummary(t *testing.T) {
 	}
 }
 
-func TestSender_Send_ParentGone(t *testing.T) {
-	peer := channeltest.NewSlackPeer(t)
-	var logs bytes.Buffer
-	s := newSender(t, peer, nil, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+// TestSender_Send_ReplyThread: a reply stays in its thread unless
+// chat.update says the parent no longer exists (message_not_found) and
+// nothing shows the reply in a thread; then the reply, which Slack posted
+// at the top of the channel, is the new parent and the next message
+// threads under it and edits it. An answer without thread_ts, or without
+// the message, is not a sign of deletion: a Slack-compatible server may
+// leave them out.
+func TestSender_Send_ReplyThread(t *testing.T) {
+	const gone = "the reply became a new parent"
+	const failed = "slack parent update failed"
+	tests := []struct {
+		name      string
+		omit      []string // fields the peer leaves out of chat.postMessage answers
+		deleted   bool     // the parent is deleted before the reply
+		update    string   // chat.update's scripted error ("": as Slack would answer)
+		newParent bool
+		logged    string // the warning logged ("": none)
+	}{
+		{name: "answer without thread_ts", omit: []string{"message.thread_ts"}},
+		{name: "answer without the message", omit: []string{"message"}},
+		{name: "parent deleted", deleted: true, newParent: true, logged: gone},
+		{name: "parent deleted, answer without thread_ts", omit: []string{"message.thread_ts"}, deleted: true, newParent: true, logged: gone},
+		{name: "parent deleted, answer without the message", omit: []string{"message"}, deleted: true, newParent: true, logged: gone},
+		{name: "parent a placeholder that keeps its thread", update: "message_not_found", logged: failed},
+		{name: "edit refused, answer without thread_ts", omit: []string{"message.thread_ts"}, update: "cant_update_message", logged: failed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peer := channeltest.NewSlackPeer(t, channeltest.WithSlackOmit(tt.omit...),
+				channeltest.WithSlackRespond(func(_ int, p channeltest.SlackPost) *channeltest.SlackResponse {
+					if p.Method == "chat.update" && tt.update != "" {
+						return channeltest.SlackError(tt.update)
+					}
+					return nil
+				}))
+			var logs bytes.Buffer
+			s := newSender(t, peer, nil, WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))))
+			ctx := context.Background()
+			first, err := s.Send(ctx, incidentMessage())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch, parentTS, _ := strings.Cut(first.Thread, "/")
+			if tt.deleted {
+				peer.Delete(ch, parentTS)
+			}
+			reply := incidentMessage()
+			reply.Key = "upd-10/sub-3/ops-slack"
+			reply.Thread, reply.ThreadSummary = first.Thread, "MAJOR INC-42: referrals (monitoring)"
+			rec, err := s.Send(ctx, reply)
+			if err != nil {
+				t.Fatalf("the reply failed: %v", err)
+			}
+
+			posts := peer.Posts()
+			if len(posts) != 3 || posts[1].Method != "chat.postMessage" || posts[2].Method != "chat.update" {
+				t.Fatalf("peer got %d requests, want post, reply, update: %+v", len(posts), posts)
+			}
+			r, u := posts[1], posts[2]
+			if r.ThreadTS != parentTS || r.Threaded == tt.deleted {
+				t.Errorf("reply: thread_ts %q threaded %v; want thread_ts %q, threaded %v", r.ThreadTS, r.Threaded, parentTS, !tt.deleted)
+			}
+			wantErr := tt.update
+			if tt.deleted {
+				wantErr = "message_not_found"
+			}
+			if u.TS != parentTS || u.Error != wantErr {
+				t.Errorf("update: ts %q error %q; want ts %q error %q", u.TS, u.Error, parentTS, wantErr)
+			}
+			own := ch + "/" + r.RespTS
+			want := first.Thread
+			if tt.newParent {
+				want = own
+			}
+			if rec.ProviderID != own || rec.Thread != want {
+				t.Errorf("receipt %+v; want ProviderID %q, Thread %q", rec, own, want)
+			}
+			out := logs.String()
+			if tt.logged == "" && out != "" || tt.logged != "" && !strings.Contains(out, tt.logged) {
+				t.Errorf("log %q; want %q", out, tt.logged)
+			}
+			if tt.logged != "" && !strings.Contains(out, `"code":"`+wantErr+`"`) {
+				t.Errorf("log %q does not give Slack's error %q", out, wantErr)
+			}
+			if !tt.newParent {
+				return
+			}
+			// The next message threads under the new parent and edits it.
+			next := reply
+			next.Key, next.Thread = "upd-11/sub-3/ops-slack", rec.Thread
+			rec2, err := s.Send(ctx, next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			posts = peer.Posts()[3:]
+			if len(posts) != 2 || posts[0].ThreadTS != r.RespTS || !posts[0].Threaded || posts[1].TS != r.RespTS || posts[1].Error != "" {
+				t.Fatalf("after the new parent: %+v; want a reply under %s and its edit", posts, r.RespTS)
+			}
+			if rec2.Thread != rec.Thread {
+				t.Errorf("next receipt %+v; want Thread %q", rec2, rec.Thread)
+			}
+		})
+	}
+}
+
+// A reply without a summary to show is not followed by an edit, so
+// nothing says whether its parent is still there: an answer without
+// thread_ts is a reply in the thread.
+func TestSender_Send_ReplyWithoutThreadTSNorSummary(t *testing.T) {
+	peer := channeltest.NewSlackPeer(t, channeltest.WithSlackOmit("message.thread_ts"))
+	s := newSender(t, peer, nil)
 	first, err := s.Send(context.Background(), incidentMessage())
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch, ts, _ := strings.Cut(first.Thread, "/")
-	peer.Delete(ch, ts)
+	reply := incidentMessage()
+	reply.Thread = first.Thread
+	rec, err := s.Send(context.Background(), reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := peer.Count(); n != 2 || rec.Thread != first.Thread {
+		t.Errorf("%d requests, receipt %+v; want 2 and Thread %q", n, rec, first.Thread)
+	}
+}
 
+// A reply answered without a ts is still a reply in the thread, and the
+// parent is still edited.
+func TestSender_Send_ReplyAnsweredWithoutTS(t *testing.T) {
+	peer := channeltest.NewSlackPeer(t, channeltest.WithSlackRespond(func(_ int, p channeltest.SlackPost) *channeltest.SlackResponse {
+		if p.Method == "chat.postMessage" && p.ThreadTS != "" {
+			return &channeltest.SlackResponse{JSON: map[string]any{"ok": true, "channel": p.Channel}}
+		}
+		return nil
+	}))
+	s := newSender(t, peer, nil)
+	first, err := s.Send(context.Background(), incidentMessage())
+	if err != nil {
+		t.Fatal(err)
+	}
 	reply := incidentMessage()
 	reply.Thread, reply.ThreadSummary = first.Thread, "still down"
 	rec, err := s.Send(context.Background(), reply)
@@ -203,14 +332,11 @@ func TestSender_Send_ParentGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	posts := peer.Posts()
-	if len(posts) != 2 || posts[1].Threaded {
-		t.Fatalf("want one unthreaded reply and no update, got %d requests", len(posts))
+	if len(posts) != 3 || posts[2].Method != "chat.update" || posts[2].Error != "" {
+		t.Fatalf("peer got %+v; want post, reply, update", posts)
 	}
-	if rec.Thread != rec.ProviderID || rec.Thread == first.Thread {
-		t.Errorf("receipt %+v: the unthreaded reply must become the new parent", rec)
-	}
-	if !strings.Contains(logs.String(), "level=WARN") {
-		t.Errorf("no warning logged: %s", logs.String())
+	if rec.ProviderID != "C0123ABCD" || rec.Thread != first.Thread {
+		t.Errorf("receipt %+v; want ProviderID C0123ABCD and Thread %q", rec, first.Thread)
 	}
 }
 

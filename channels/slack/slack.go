@@ -163,9 +163,11 @@ func (s *Sender) limiter(key string) *rate.Limiter {
 // Send posts m once. With a token: to the channel m.Address, into the
 // thread m.Thread when set (then editing the parent to show
 // m.ThreadSummary); Receipt.ProviderID is "<channel>/<ts>" and
-// Receipt.Thread the parent's reference. With a webhook: to the webhook's
-// fixed channel, unthreaded; ProviderID "webhook", Thread "". Every error
-// is classified and free of credentials.
+// Receipt.Thread the parent's reference, or the reply's own when that
+// edit found the parent deleted (the reply is then the new parent). With
+// a webhook: to the webhook's fixed channel, unthreaded; ProviderID
+// "webhook", Thread "". Every error is classified and free of
+// credentials.
 func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt, error) {
 	if strings.TrimSpace(m.Subject) == "" && strings.TrimSpace(m.Text) == "" {
 		return channels.Receipt{}, channels.Permanent(channels.ReasonRejected, "no_text",
@@ -213,8 +215,7 @@ func (s *Sender) post(ctx context.Context, m channels.Message, lay layout) (chan
 	}
 	if threaded {
 		// Post to m.Address, not the reference's channel: the address may
-		// be a name where the reference holds the ID. If they really are
-		// different channels, Slack files the reply unthreaded (see below).
+		// be a name where the reference holds the ID.
 		opts = append(opts, slack.MsgOptionTS(parent.ts))
 	}
 	ch, ts, msg, err := s.api.PostMessageWithResponseContext(ctx, m.Address, opts...)
@@ -224,48 +225,71 @@ func (s *Sender) post(ctx context.Context, m channels.Message, lay layout) (chan
 	if ch == "" {
 		ch = m.Address
 	}
+	rec := channels.Receipt{ProviderID: ch, Status: "ok"}
 	if ts == "" {
-		// Posted, but Slack named no ts: nothing to thread under. A retry
-		// would post twice, so report success without a thread.
-		s.log.WarnContext(ctx, "slack accepted a message without a ts; threading lost",
+		// Posted, but Slack named no ts: nothing to thread under or edit
+		// later. A retry would post twice, so report success.
+		s.log.WarnContext(ctx, "slack accepted a message without a ts; it cannot be threaded under or edited",
 			"channel", s.name, "destination", ch, "delivery_key", m.Key)
-		return channels.Receipt{ProviderID: ch, Status: "ok"}, nil
+	} else {
+		rec.ProviderID = ch + "/" + ts
+		rec.Thread = rec.ProviderID
 	}
-	own := ch + "/" + ts
-	rec := channels.Receipt{ProviderID: own, Status: "ok", Thread: own}
 	if !threaded {
 		return rec, nil
 	}
-	if msg.Timestamp != "" && msg.ThreadTimestamp == "" {
-		// Slack posts a reply to a deleted parent as a top-level message:
-		// it becomes the new parent, and the old one is not edited.
-		s.log.WarnContext(ctx, "slack thread parent gone; the reply became a new parent",
-			"channel", s.name, "destination", ch, "delivery_key", m.Key, "thread", m.Thread, "new_thread", own)
+	// A reply stays in its thread unless Slack says the parent is gone.
+	// Its answer is no evidence either way: Slack posts a reply to a
+	// deleted parent at the top of the channel and answers ok, without
+	// thread_ts, but a Slack-compatible server (or a proxy) may leave
+	// thread_ts, or the whole message, out of any answer.
+	own := rec.Thread
+	rec.Thread = m.Thread
+	if m.ThreadSummary == "" {
 		return rec, nil
 	}
-	rec.Thread = m.Thread
-	if m.ThreadSummary != "" {
-		s.updateParent(ctx, parent, m)
+	err = s.updateParent(ctx, parent, m)
+	if err == nil {
+		return rec, nil
 	}
+	reason, _, _ := channels.Classify(err)
+	if parentGone(err) && own != "" && msg.ThreadTimestamp == "" {
+		// chat.update says the parent no longer exists, and nothing shows
+		// the reply in a thread: it is at the top of the channel, and
+		// becomes the parent that later messages thread under.
+		s.log.WarnContext(ctx, "slack thread parent gone; the reply became a new parent",
+			"channel", s.name, "destination", ch, "delivery_key", m.Key, "thread", m.Thread, "new_thread", own,
+			"code", channels.Code(err))
+		rec.Thread = own
+		return rec, nil
+	}
+	// The reply is posted: a failed edit is logged, not returned, since
+	// retrying the delivery would post the reply twice. A parent deleted
+	// after it had replies stays as a placeholder that keeps its thread
+	// (the answer shows the reply in it) but cannot be edited.
+	s.log.WarnContext(ctx, "slack parent update failed; the reply was posted",
+		"channel", s.name, "destination", parent.channel, "delivery_key", m.Key, "thread", m.Thread,
+		"reason", string(reason), "code", channels.Code(err), "error", err.Error())
 	return rec, nil
 }
 
-// updateParent edits the thread's parent to show the current status. The
-// reply is already posted, so a failure here is logged, not returned: the
-// delivery succeeded and retrying it would post the reply twice.
-func (s *Sender) updateParent(ctx context.Context, parent threadRef, m channels.Message) {
+// updateParent edits the thread's parent to show the current status and
+// returns the classified failure, if any.
+func (s *Sender) updateParent(ctx context.Context, parent threadRef, m channels.Message) error {
 	sum := summaryLayout(m.ThreadSummary, m.Key, s.now())
 	_, _, _, err := s.api.UpdateMessageContext(ctx, parent.channel, parent.ts,
 		slack.MsgOptionText(sum.fallback, false), slack.MsgOptionBlocks(sum.blocks...))
-	if err == nil {
-		return
+	if err != nil {
+		return s.classify("chat.update of "+parent.channel+"/"+parent.ts, err, false)
 	}
-	cerr := s.classify("chat.update of "+parent.channel+"/"+parent.ts, err, false)
-	reason, _, _ := channels.Classify(cerr)
-	s.log.WarnContext(ctx, "slack parent update failed; the reply was posted",
-		"channel", s.name, "destination", parent.channel, "delivery_key", m.Key, "thread", m.Thread,
-		"reason", string(reason), "code", channels.Code(cerr), "error", cerr.Error())
+	return nil
 }
+
+// parentGone reports whether a chat.update failure says the message does
+// not exist: Slack's message_not_found ("No message exists with the
+// requested timestamp"). Other refusals (cant_update_message,
+// edit_window_closed, ...) leave the parent where it is.
+func parentGone(err error) bool { return channels.Code(err) == "message_not_found" }
 
 func (s *Sender) sendWebhook(ctx context.Context, lay layout) (channels.Receipt, error) {
 	off := false

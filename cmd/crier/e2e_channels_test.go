@@ -33,8 +33,14 @@ type e2e struct {
 
 func newE2E(t *testing.T, twilioOpts ...channeltest.TwilioOption) *e2e {
 	t.Helper()
+	return newE2EWith(t, channeltest.NewSMTPPeer(t, channeltest.SMTPAuth("crier", smtpPassword)), twilioOpts...)
+}
+
+// newE2EWith is newE2E with the SMTP peer given (it must take AUTH as
+// crier with smtpPassword), so that two installations can share one.
+func newE2EWith(t *testing.T, sm *channeltest.SMTPPeer, twilioOpts ...channeltest.TwilioOption) *e2e {
+	t.Helper()
 	tw := channeltest.NewTwilioPeer(t, twilioOpts...)
-	sm := channeltest.NewSMTPPeer(t, channeltest.SMTPAuth("crier", smtpPassword))
 	sl := channeltest.NewSlackPeer(t)
 	raw, err := os.ReadFile(filepath.Join("testdata", "e2e.yaml"))
 	if err != nil {

@@ -233,7 +233,8 @@ func (a *app) buildChannel(name string, c *config.Channel) (channels.Channel, er
 	case "twilio":
 		return twilio.New(name, a.twilioConfig(*c.Twilio), a.env.twilioOpts...)
 	case "smtp":
-		s, err := email.New(name, *c.SMTP, a.env.emailOpts...)
+		// The store is open: Message-IDs are unique to its installation.
+		s, err := email.New(name, *c.SMTP, append([]email.Option{email.WithInstallation(a.st.Installation())}, a.env.emailOpts...)...)
 		if err == nil {
 			a.closers = append(a.closers, s)
 		}

@@ -147,7 +147,8 @@ func TestLog_SMTP_Classification(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			peer := channeltest.NewSMTPPeer(t, channeltest.SMTPHook(tt.hook))
-			s, err := email.New("email", email.Config{Host: peer.Host, Port: peer.Port, TLS: email.TLSNone, From: "briefings@example.org", Timeout: 2 * time.Second, PoolSize: 1})
+			s, err := email.New("email", email.Config{Host: peer.Host, Port: peer.Port, TLS: email.TLSNone, From: "briefings@example.org", Timeout: 2 * time.Second, PoolSize: 1},
+				email.WithInstallation(installation))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -83,7 +83,7 @@ func benchEmailTo(b *testing.B, req dispatch.Request, ownProcess bool) {
 			}
 		}
 		sender, err := email.New("email", email.Config{Host: host, Port: port, TLS: email.TLSNone, From: "Briefings <briefings@example.org>",
-			PoolSize: 16, Timeout: 10 * time.Second})
+			PoolSize: 16, Timeout: 10 * time.Second}, email.WithInstallation(installation))
 		if err != nil {
 			b.Fatal(err)
 		}
