@@ -391,3 +391,42 @@ func TestDispatcher_Drain_Observer(t *testing.T) {
 		t.Errorf("latency %v is not a send's duration", obs.max)
 	}
 }
+
+// When a channel answers a reply with a new thread (Slack: the parent was
+// deleted, so the reply became the new parent), later messages about the
+// incident to that place thread under the new parent, not the deleted one.
+func TestDispatcher_Drain_NewThreadReplacesDeletedParent(t *testing.T) {
+	clk := newClock(t0)
+	st, _ := openStore(t, clk)
+	addSubscribers(t, st, person("ann"))
+	inc := incident(t, st, t0)
+	p := newPlanner(clk, loadTemplates(t, nil), RetryPolicy{})
+	event := func(seq int, name, tmpl string) Request {
+		return Request{Key: fmt.Sprintf("incident:INC-1:%d", seq), Kind: "incident", Name: name, Incident: inc,
+			Targets: []Target{{Audience: "everyone", Channels: []string{"slack"}, Event: tmpl}}}
+	}
+	ch := newTestChannel("slack", channels.KindSlack, func(n int, m channels.Message) (channels.Receipt, error) {
+		id := m.Address + "/1700000000." + fmt.Sprint(m.DeliveryID)
+		switch {
+		case m.Thread == "":
+			return channels.Receipt{ProviderID: id, Thread: id}, nil
+		case strings.HasPrefix(m.Key, "incident:INC-1:2/"):
+			return channels.Receipt{ProviderID: id, Thread: id}, nil // the parent was gone: this reply is the new parent
+		}
+		return channels.Receipt{ProviderID: id, Thread: m.Thread}, nil
+	})
+	d := New(st, Options{Now: clk.Now, Poll: 5 * time.Millisecond})
+	d.AddChannel(ch, Limits{Concurrency: 1})
+	for i, e := range []Request{event(1, "open", templates.EventAlert), event(2, "update", templates.EventUpdate), event(3, "update", templates.EventUpdate)} {
+		plan(t, p, st, e)
+		drain(t, d, clk)
+		if n := len(ch.messages()); n != i+1 {
+			t.Fatalf("after event %d: %d messages", i+1, n)
+		}
+	}
+	msgs := ch.messages()
+	second := msgs[1].Address + "/1700000000." + fmt.Sprint(msgs[1].DeliveryID)
+	if msgs[2].Thread != second {
+		t.Errorf("the third message threads under %q, want the new parent %q", msgs[2].Thread, second)
+	}
+}

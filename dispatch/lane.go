@@ -306,10 +306,17 @@ func (d *Dispatcher) outcome(ln *lane, c store.Claimed, rcpt channels.Receipt, e
 	if err == nil {
 		ln.br.succeeded(now)
 		r := store.Result{ID: c.ID, Status: store.StatusSent, ProviderID: rcpt.ProviderID, Segments: rcpt.Segments, Detail: rcpt.Status, Holder: c.Holder}
-		if c.IncidentID != "" && c.Thread == "" {
+		switch {
+		case c.IncidentID == "":
+			// Without an incident there is no thread.
+		case c.Thread == "":
 			// The first message about an incident to this place: later
-			// ones thread under it. Without an incident there is no thread.
+			// ones thread under it.
 			r.Thread = rcpt.Thread
+		case rcpt.Thread != "" && rcpt.Thread != c.Thread:
+			// The channel started a new thread (its parent was deleted):
+			// later messages follow the new one.
+			r.Thread, r.OldThread = rcpt.Thread, c.Thread
 		}
 		return r
 	}

@@ -230,8 +230,10 @@ type Result struct {
 	// recipient was not at fault). Only for a delivery MarkSending marked.
 	Uncount bool
 	// Thread, when set, is the thread reference to keep for the
-	// delivery's incident, channel and address (first one wins).
-	Thread string
+	// delivery's incident, channel and address (first one wins, unless
+	// OldThread names the reference it replaces: a new parent after the
+	// old one was deleted).
+	Thread, OldThread string
 	// OptOut records the address as opted out (a provider said the
 	// recipient had unsubscribed).
 	OptOut bool
@@ -289,6 +291,12 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 				return err
 			}
 			if r.Thread != "" && inc != "" {
+				if r.OldThread != "" {
+					if _, err := t.exec(`UPDATE threads SET ref=?, created_at=? WHERE incident_id=? AND channel=? AND address=? AND ref=?`,
+						r.Thread, now, inc, ch, addr, r.OldThread); err != nil {
+						return fmt.Errorf("store: record the new thread: %w", err)
+					}
+				}
 				if _, err := t.exec(`INSERT INTO threads(incident_id,channel,address,ref,created_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING`,
 					inc, ch, addr, r.Thread, now); err != nil {
 					return fmt.Errorf("store: record thread: %w", err)
