@@ -59,6 +59,7 @@ type breaker struct {
 	reason  string    // why it opened
 	since   time.Time // when the outage began
 	pauses  int
+	probe   bool          // a worker is sending the test message
 	changed chan struct{} // closed and replaced at each change of state
 
 	channel string
@@ -108,6 +109,25 @@ func (b *breaker) probing() (bool, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state == probing, b.changed
+}
+
+// takeProbe makes the caller the one worker that sends the test message
+// while the breaker is probing; false if another worker already is.
+func (b *breaker) takeProbe() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != probing || b.probe {
+		return false
+	}
+	b.probe = true
+	return true
+}
+
+// probeDone says the test message has its outcome (or was not sent).
+func (b *breaker) probeDone() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.probe = false
 }
 
 // inOutage reports whether the lane is paused or probing.

@@ -110,10 +110,9 @@ type Options struct {
 	Heartbeat time.Duration
 	// ReconcileFirst is how long after an in-doubt request crier first
 	// asks a channel that can reconcile whether its provider has the
-	// message (default 15s); ReconcileAfter is how long after the
-	// request a message the provider still does not have is sent again
-	// (default 2m).
-	ReconcileFirst, ReconcileAfter time.Duration
+	// message, and then how often (default: an eighth of
+	// Retry.ReconcileAfter, at most 15s).
+	ReconcileFirst time.Duration
 }
 
 // Dispatcher sends queued deliveries through their channels.
@@ -122,11 +121,12 @@ type Dispatcher struct {
 	opts  Options
 	lanes map[string]*lane
 	order []string
-	wake  chan struct{}
+	// wake is closed (and replaced) by Notify: every idle worker looks.
+	wakeMu sync.Mutex
+	wake   chan struct{}
 	// running counts Run calls in progress (for /readyz).
 	running atomic.Int32
 	holder  string
-	marker  *marker
 }
 
 type lane struct {
@@ -137,6 +137,8 @@ type lane struct {
 	// serial: deliveries about one incident to one place go one at a
 	// time (threads); segmented: the rate counts SMS segments.
 	serial, segmented bool
+	// idle: the last claim found nothing due.
+	idle atomic.Bool
 }
 
 // New builds a dispatcher over st. Add channels with AddChannel before Run.
@@ -167,14 +169,9 @@ func New(st *store.Store, o Options) *Dispatcher {
 		o.Heartbeat = 15 * time.Second
 	}
 	if o.ReconcileFirst == 0 {
-		o.ReconcileFirst = 15 * time.Second
+		o.ReconcileFirst = min(15*time.Second, o.Retry.ReconcileAfter/8)
 	}
-	if o.ReconcileAfter == 0 {
-		o.ReconcileAfter = 2 * time.Minute
-	}
-	d := &Dispatcher{st: st, opts: o, lanes: map[string]*lane{}, wake: make(chan struct{}, 1), holder: o.Holder}
-	d.marker = newMarker(st, o.Holder, o.Lease, o.Log)
-	return d
+	return &Dispatcher{st: st, opts: o, lanes: map[string]*lane{}, wake: make(chan struct{}), holder: o.Holder}
 }
 
 // randomName is 8 random hex digits.
@@ -225,10 +222,17 @@ func (d *Dispatcher) Channel(name string) (channels.Channel, bool) {
 // Notify tells idle lanes that new deliveries were planned, so they look
 // at once instead of at the next poll.
 func (d *Dispatcher) Notify() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
+	d.wakeMu.Lock()
+	close(d.wake)
+	d.wake = make(chan struct{})
+	d.wakeMu.Unlock()
+}
+
+// wakeChan is closed at the next Notify.
+func (d *Dispatcher) wakeChan() <-chan struct{} {
+	d.wakeMu.Lock()
+	defer d.wakeMu.Unlock()
+	return d.wake
 }
 
 // Recover gives up the claims of processes that are gone (their
@@ -289,7 +293,7 @@ func (d *Dispatcher) Drain(ctx context.Context, triggerIDs []int64, until time.T
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	check := func() (bool, error) {
-		n, next, err := d.st.Pending(ctx, triggerIDs)
+		by, err := d.st.PendingByChannel(ctx, triggerIDs)
 		if err != nil {
 			return false, err
 		}
@@ -298,10 +302,27 @@ func (d *Dispatcher) Drain(ctx context.Context, triggerIDs []int64, until time.T
 				progress(c)
 			}
 		}
-		if n == 0 {
+		if len(by) == 0 {
 			return true, nil
 		}
-		return !until.IsZero() && !next.IsZero() && next.After(until) && d.inFlight(ctx, triggerIDs) == 0, nil
+		if until.IsZero() {
+			return false, nil
+		}
+		// Over when nothing can go before until: each channel's next
+		// attempt, or the end of its pause if it is paused, is later.
+		now := d.opts.Now()
+		for ch, p := range by {
+			next := p.Next
+			if ln, ok := d.lanes[ch]; ok {
+				if wait := ln.br.pausedFor(now); wait > 0 && now.Add(wait).After(next) {
+					next = now.Add(wait)
+				}
+			}
+			if next.IsZero() || !next.After(until) {
+				return false, nil
+			}
+		}
+		return d.inFlight(ctx, triggerIDs) == 0, nil
 	}
 	for {
 		select {

@@ -13,79 +13,42 @@ import (
 	"github.com/crier-dev/crier/store"
 )
 
-// runLane claims and sends one channel's deliveries until ctx is done.
+// runLane sends one channel's deliveries until ctx is done, with the
+// channel's concurrency of workers. Each worker claims exactly what it is
+// about to send (one message, or one batch for a channel that sends in
+// batches), marked sending in the same commit, sends it and hands the
+// outcome to the recorder; nothing is claimed ahead of being sent. After
+// a stop, sends in flight get Options.Grace to finish.
 func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, rec *recorder) {
 	// Sends get their own context: a stop lets them finish within Grace.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()
-	// Buffered: the lane claims the next batch while the workers still
-	// send the last one, so they are not left waiting on the claim. A
-	// serial lane (Slack threads) hands over one at a time, so that its
-	// wait for recorded outcomes after a batch covers the whole batch.
-	batch := max(64, min(512, ln.limits.Concurrency*32))
-	if ln.limiter != nil {
-		// A rate-limited lane holds about two seconds of sending: claims
-		// cost nothing if crier stops (they were never attempted), but
-		// another node could be sending them meanwhile, and the queue's
-		// order keeps up with new urgent messages.
-		batch = max(1, min(batch, int(ln.limits.Rate*2)+ln.limits.Concurrency))
-	}
-	buffer := batch
-	if ln.serial {
-		buffer = 0
-	}
-	jobs := make(chan store.Claimed, buffer)
-	bs, batching := ln.ch.(channels.BatchSender)
-	maxBatch := maxSendBatch
-	if ln.limiter != nil {
-		maxBatch = min(maxBatch, ln.limiter.Burst()) // no burst above the configured one
-	}
 	var wg sync.WaitGroup
 	for range ln.limits.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for c := range jobs {
-				if ctx.Err() != nil {
-					rec.add(d.stopped(c))
-					continue
-				}
-				if !batching {
-					if r, ok := d.send(ctx, sendCtx, ln, c); ok {
-						rec.add(r)
-					}
-					continue
-				}
-				// Take whatever else is already waiting, up to a batch:
-				// a busy lane sends in batches, an idle one at once.
-				group := []store.Claimed{c}
-			more:
-				for len(group) < maxBatch {
-					select {
-					case next, ok := <-jobs:
-						if !ok {
-							break more
-						}
-						group = append(group, next)
-					default:
-						break more
-					}
-				}
-				d.sendBatch(ctx, sendCtx, ln, bs, group, rec)
-			}
+			d.work(ctx, sendCtx, ln, triggerIDs, rec)
 		}()
 	}
-	defer func() {
-		close(jobs)
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(d.opts.Grace):
-			cancelSends()
-			<-done
-		}
-	}()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-ctx.Done():
+	}
+	select {
+	case <-done:
+	case <-time.After(d.opts.Grace):
+		cancelSends()
+		<-done
+	}
+}
+
+// work is one of a lane's workers.
+func (d *Dispatcher) work(ctx, sendCtx context.Context, ln *lane, triggerIDs []int64, rec *recorder) {
+	bs, batching := ln.ch.(channels.BatchSender)
 	for ctx.Err() == nil {
 		if wait := ln.br.pausedFor(d.opts.Now()); wait > 0 {
 			if !sleep(ctx, min(wait, time.Second)) {
@@ -93,51 +56,70 @@ func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, 
 			}
 			continue
 		}
-		limit := batch
+		wake := d.wakeChan()
+		if ln.idle.Load() || ln.limiter != nil {
+			// Nothing was due at the last claim, or a claim would take a
+			// rate-limit token: look with a read first, so an idle lane
+			// takes no write and no token.
+			due, err := d.st.Due(ctx, ln.ch.Name(), triggerIDs)
+			if err != nil || !due {
+				if err != nil && ctx.Err() == nil {
+					d.opts.Log.Error("look for due deliveries", "channel", ln.ch.Name(), "err", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-wake:
+				case <-time.After(d.opts.Poll):
+				}
+				continue
+			}
+			ln.idle.Store(false)
+		}
+		n := 1
+		if batching {
+			n = maxSendBatch
+		}
 		probe, changed := ln.br.probing()
 		if probe {
-			limit = 1 // one message tests the channel
-		}
-		claimed, err := d.st.Claim(ctx, store.ClaimOptions{Channel: ln.ch.Name(), Limit: limit, Lease: d.opts.Lease,
-			Serial: ln.serial, TriggerIDs: triggerIDs, Holder: d.holder})
-		if err != nil {
-			if ctx.Err() == nil {
-				d.opts.Log.Error("claim deliveries", "channel", ln.ch.Name(), "err", err)
-				sleep(ctx, time.Second)
+			if !ln.br.takeProbe() {
+				// Another worker is testing the channel: wait for its outcome.
+				select {
+				case <-ctx.Done():
+				case <-changed:
+				case <-time.After(probeWait):
+				}
+				continue
 			}
-			continue
+			n = 1
 		}
-		if len(claimed) == 0 {
-			rec.flushWait() // our own results may unblock serial rows
-			select {
-			case <-ctx.Done():
-			case <-d.wake:
-			case <-time.After(d.opts.Poll):
-			}
-			continue
-		}
-		for i, c := range claimed {
-			select {
-			case jobs <- c:
-			case <-ctx.Done():
-				for _, r := range claimed[i:] {
-					rec.add(d.stopped(r))
+		if ln.limiter != nil {
+			n = min(n, ln.limiter.Burst()) // no burst above the configured one
+			if err := ln.limiter.WaitN(ctx, n); err != nil {
+				if probe {
+					ln.br.probeDone()
 				}
 				return
 			}
 		}
-		if ln.serial {
-			// Threads need the parent's reference recorded before the
-			// next claim can see it.
-			rec.flushWait()
+		cs, err := rec.claim(store.ClaimOptions{Channel: ln.ch.Name(), Limit: n, Lease: d.opts.Lease, Serial: ln.serial,
+			TriggerIDs: triggerIDs, Holder: d.holder, Send: true})
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				d.opts.Log.Error("claim deliveries", "channel", ln.ch.Name(), "err", err)
+				sleep(ctx, time.Second)
+			}
+		case len(cs) == 0:
+			ln.idle.Store(true)
+		case batching:
+			d.sendBatch(ctx, sendCtx, ln, bs, cs, rec)
+		default:
+			for _, c := range cs {
+				rec.add(d.send(ctx, sendCtx, ln, c))
+			}
 		}
 		if probe {
-			// Nothing more until the test message has an outcome.
-			select {
-			case <-ctx.Done():
-			case <-changed:
-			case <-time.After(probeWait):
-			}
+			ln.br.probeDone()
 		}
 	}
 }
@@ -160,67 +142,41 @@ const probeWait = 5 * time.Second
 // maxSendBatch is the most messages a worker hands a BatchSender at once.
 const maxSendBatch = 16
 
-// stopped gives a claimed delivery back to the queue, unsent and not
-// counted: crier stopped before its turn.
+// stopped gives a delivery back to the queue, unsent, with its attempt
+// given back: crier stopped before its turn.
 func (d *Dispatcher) stopped(c store.Claimed) store.Result {
 	return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "stopped", Detail: "crier stopped before sending it; queued again, not attempted",
-		NextAt: d.opts.Now(), Holder: c.Holder}
+		NextAt: d.opts.Now(), Uncount: true, Holder: c.Holder}
 }
 
-// send paces, marks, sends and classifies one claimed delivery. ok is
-// false when there is nothing to record: the claim was no longer ours.
-func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claimed) (store.Result, bool) {
+// send paces, sends and classifies one claimed delivery.
+func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claimed) store.Result {
 	m, r, ok := d.pace(ctx, ln, c)
 	if !ok {
-		return r, true
-	}
-	if len(d.marker.mark([]int64{c.ID})) == 0 {
-		return store.Result{}, false
+		return r
 	}
 	// Latency is a real duration, whatever clock the dispatcher is given.
 	start := time.Now()
 	rcpt, err := ln.ch.Send(sendCtx, m)
-	return d.observe(ln, d.outcome(ln, c, rcpt, err), time.Since(start)), true
+	return d.observe(ln, d.outcome(ln, c, rcpt, err), time.Since(start))
 }
 
-// sendBatch paces each claimed delivery, marks those still due and sends
-// them in one batch, recording every outcome. Each message's latency is
-// the batch's: the time from handing it over to knowing its outcome, at most.
+// sendBatch paces each claimed delivery, sends those still due in one
+// batch and records every outcome. Each message's latency is the batch's:
+// the time from handing it over to knowing its outcome, at most.
 func (d *Dispatcher) sendBatch(ctx, sendCtx context.Context, ln *lane, bs channels.BatchSender, cs []store.Claimed, rec *recorder) {
 	ready := make([]store.Claimed, 0, len(cs))
 	msgs := make([]channels.Message, 0, len(cs))
-	ids := make([]int64, 0, len(cs))
 	for _, c := range cs {
-		if ctx.Err() != nil {
-			rec.add(d.stopped(c))
-			continue
-		}
 		m, r, ok := d.pace(ctx, ln, c)
 		if !ok {
 			rec.add(r)
 			continue
 		}
-		ready, msgs, ids = append(ready, c), append(msgs, m), append(ids, c.ID)
+		ready, msgs = append(ready, c), append(msgs, m)
 	}
 	if len(msgs) == 0 {
 		return
-	}
-	if marked := d.marker.mark(ids); len(marked) < len(ids) {
-		// Some claims were no longer ours: send only what was marked.
-		keep := make(map[int64]bool, len(marked))
-		for _, id := range marked {
-			keep[id] = true
-		}
-		r2, m2 := ready[:0], msgs[:0]
-		for i, c := range ready {
-			if keep[c.ID] {
-				r2, m2 = append(r2, c), append(m2, msgs[i])
-			}
-		}
-		ready, msgs = r2, m2
-		if len(msgs) == 0 {
-			return
-		}
 	}
 	start := time.Now()
 	res := bs.SendBatch(sendCtx, msgs)
@@ -237,9 +193,11 @@ func (d *Dispatcher) sendBatch(ctx, sendCtx context.Context, ln *lane, bs channe
 	}
 }
 
-// pace builds c's message and waits for the channel's pacing. ok is false
-// when c must not be sent now; r then says what becomes of it (given back
-// to the queue, or expired), without an attempt spent.
+// pace builds c's message and waits for the channel's pacing beyond the
+// one rate-limit token its claim took (an SMS's further segments, Slack's
+// pace per destination). ok is false when c must not be sent now; r then
+// says what becomes of it (given back to the queue, or expired), with its
+// attempt given back.
 func (d *Dispatcher) pace(ctx context.Context, ln *lane, c store.Claimed) (m channels.Message, r store.Result, ok bool) {
 	m = channels.Message{DeliveryID: c.ID, Key: c.Key, Address: c.Address, Subject: c.Subject, Text: c.Text, HTML: c.HTML,
 		IncidentID: c.IncidentID, Thread: c.Thread, Metadata: map[string]string{"delivery_id": strconv.FormatInt(c.ID, 10), "trigger": c.TriggerKey}}
@@ -247,15 +205,14 @@ func (d *Dispatcher) pace(ctx context.Context, ln *lane, c store.Claimed) (m cha
 		m.Metadata["incident_id"] = c.IncidentID
 		m.ThreadSummary = fmt.Sprintf("%s %s: %s (%s)", strings.ToUpper(c.IncidentSeverity), c.IncidentID, c.IncidentTitle, c.IncidentStatus)
 	}
+	if ctx.Err() != nil {
+		return m, d.stopped(c), false
+	}
 	if r, skip := d.skip(ln, c); skip {
 		return m, r, false
 	}
-	if ln.limiter != nil {
-		n := 1
-		if ln.segmented && c.Segments > 1 {
-			n = min(c.Segments, ln.limiter.Burst())
-		}
-		if err := ln.limiter.WaitN(ctx, n); err != nil {
+	if ln.limiter != nil && ln.segmented && c.Segments > 1 {
+		if err := ln.limiter.WaitN(ctx, min(c.Segments, ln.limiter.Burst())-1); err != nil {
 			return m, d.stopped(c), false
 		}
 	}
@@ -282,11 +239,12 @@ func (d *Dispatcher) observe(ln *lane, r store.Result, latency time.Duration) st
 // skip decides a claimed delivery without sending it: one whose deadline
 // has passed is expired (a briefing is not sent hours late just because
 // the queue was long), and one whose channel is paused goes back to the
-// queue for when the pause ends. Neither was attempted.
+// queue for when the pause ends. Neither was attempted: the attempt its
+// claim counted is given back.
 func (d *Dispatcher) skip(ln *lane, c store.Claimed) (store.Result, bool) {
 	now := d.opts.Now()
 	if !c.Deadline.IsZero() && now.After(c.Deadline) {
-		r := store.Result{ID: c.ID, Status: store.StatusExpired, Reason: "deadline", Detail: "deadline passed before it could be sent", Holder: c.Holder}
+		r := store.Result{ID: c.ID, Status: store.StatusExpired, Reason: "deadline", Detail: "deadline passed before it could be sent", Uncount: true, Holder: c.Holder}
 		if d.opts.Observer != nil {
 			d.opts.Observer.Observed(ln.ch.Name(), ln.ch.Kind(), r.Status, r.Reason, 0)
 		}
@@ -294,7 +252,7 @@ func (d *Dispatcher) skip(ln *lane, c store.Claimed) (store.Result, bool) {
 	}
 	if wait := ln.br.pausedFor(now); wait > 0 {
 		return store.Result{ID: c.ID, Status: store.StatusQueued, Reason: "paused", Detail: "channel paused; not attempted, queued for when the pause ends",
-			NextAt: now.Add(wait), Holder: c.Holder}, true
+			NextAt: now.Add(wait), Uncount: true, Holder: c.Holder}, true
 	}
 	return store.Result{}, false
 }
@@ -372,17 +330,19 @@ func (d *Dispatcher) outcome(ln *lane, c store.Claimed, rcpt channels.Receipt, e
 // durable before the lane reports idle, and the writer is not hit once per
 // delivery.
 type recorder struct {
-	st      *store.Store
-	log     *slog.Logger
-	mu      sync.Mutex
-	pending []store.Result
-	kick    chan struct{}
-	flushed *sync.Cond
-	added   uint64 // results handed in
-	written uint64 // results written
-	closed  bool
-	waiting int // flushWait callers
-	err     error
+	st       *store.Store
+	log      *slog.Logger
+	mu       sync.Mutex
+	pending  []store.Result
+	claims   []*claimReq // waiting for the next round
+	claiming bool        // a round is under way
+	kick     chan struct{}
+	flushed  *sync.Cond
+	added    uint64 // results handed in
+	written  uint64 // results written
+	closed   bool
+	waiting  int // flushWait callers
+	err      error
 }
 
 func newRecorder(st *store.Store, log *slog.Logger) *recorder {

@@ -108,12 +108,12 @@ func (d *Dispatcher) reconcileOne(ctx context.Context, ln *lane, rc channels.Rec
 			}
 		}
 		return false, nil
-	case res.Undecided && age >= d.opts.ReconcileAfter:
+	case res.Undecided && age >= d.opts.Retry.ReconcileAfter:
 		detail := "in doubt: reconciliation could not tell whether the provider has it (" + res.Detail + "); check the provider, then crier retry"
 		_, err := d.st.Reconciled(ctx, dt.ID, store.SettledUndecided, "", 0, time.Time{}, detail)
 		log.Warn("reconciliation could not decide: left for an operator", "detail", res.Detail)
 		return false, err
-	case age >= d.opts.ReconcileAfter:
+	case age >= d.opts.Retry.ReconcileAfter:
 		detail := fmt.Sprintf("reconciled: the provider has no such message %s after the request started (%s); queued to be sent again",
 			age.Round(time.Second), res.Detail)
 		changed, err := d.st.Reconciled(ctx, dt.ID, store.SettledMissing, "", 0, time.Time{}, detail)
@@ -123,7 +123,7 @@ func (d *Dispatcher) reconcileOne(ctx context.Context, ln *lane, rc channels.Rec
 		return changed, err
 	default:
 		next := now.Add(d.opts.ReconcileFirst)
-		if last := dt.AttemptAt.Add(d.opts.ReconcileAfter); last.Before(next) {
+		if last := dt.AttemptAt.Add(d.opts.Retry.ReconcileAfter); last.Before(next) {
 			next = last
 		}
 		_, err := d.st.Reconciled(ctx, dt.ID, store.SettledLater, "", 0, next, "")

@@ -33,6 +33,12 @@ type RetryPolicy struct {
 	// while the channel rests.
 	OutagePause    time.Duration `yaml:"outage_pause"`
 	OutagePauseMax time.Duration `yaml:"outage_pause_max"`
+	// ReconcileAfter is how long after an in-doubt request (its answer
+	// never came) a channel that can ask its provider (Twilio) concludes
+	// from the provider's records that the message was never created, and
+	// sends it again (default 2m). The provider is first asked after an
+	// eighth of it, at most 15s.
+	ReconcileAfter time.Duration `yaml:"reconcile_after"`
 }
 
 // Defaults fills zero fields.
@@ -58,6 +64,9 @@ func (p *RetryPolicy) Defaults() {
 	if p.OutagePauseMax == 0 {
 		p.OutagePauseMax = max(2*time.Minute, p.OutagePause)
 	}
+	if p.ReconcileAfter == 0 {
+		p.ReconcileAfter = 2 * time.Minute
+	}
 }
 
 // Validate reports every problem with p (after Defaults).
@@ -80,6 +89,9 @@ func (p RetryPolicy) Validate() fields.List {
 	}
 	if p.OutagePause <= 0 {
 		l.Add("outage_pause", p.OutagePause.String(), "must be positive, like 5s")
+	}
+	if p.ReconcileAfter < time.Second {
+		l.Add("reconcile_after", p.ReconcileAfter.String(), "must be at least 1s; the provider needs time to record a message")
 	}
 	if p.OutagePauseMax < p.OutagePause {
 		l.Add("outage_pause_max", p.OutagePauseMax.String(), "must be at least outage_pause (%s)", p.OutagePause)

@@ -2,94 +2,112 @@ package dispatch
 
 import (
 	"context"
-	"log/slog"
-	"sync"
-	"time"
+	"runtime"
 
 	"github.com/crier-dev/crier/store"
 )
 
-// marker makes claimed deliveries sending immediately before their
-// provider calls (store.MarkSending), durably: a crash then leaves in
-// doubt only the requests that were started. Every worker waiting at a
-// moment is served by one transaction (group commit), so marking costs a
-// commit per round of sends rather than one per message.
-type marker struct {
-	st     *store.Store
-	holder string
-	lease  time.Duration
-	log    *slog.Logger
-
-	mu      sync.Mutex
-	waiting []*markReq
-	busy    bool // a commit is under way; the next one gathers the waiting
-}
-
-type markReq struct {
-	ids    []int64
-	marked []int64
-	err    error
-	done   chan struct{}
-}
-
-func newMarker(st *store.Store, holder string, lease time.Duration, log *slog.Logger) *marker {
-	return &marker{st: st, holder: holder, lease: lease, log: log}
-}
-
-// mark marks ids sending and returns the ones that were (a claim that is
-// no longer this process's is left out and must not be sent). It returns
-// nothing, and logs why, when the database cannot be written: the claims
-// then come back when they are released.
-func (m *marker) mark(ids []int64) []int64 {
-	r := &markReq{ids: ids, done: make(chan struct{})}
-	m.mu.Lock()
-	m.waiting = append(m.waiting, r)
-	lead := !m.busy
-	m.busy = true
-	m.mu.Unlock()
+// claim returns the next deliveries for a worker to send now (o.Send),
+// already marked sending, durably. The same transaction first writes
+// every outcome waiting to be recorded, so a worker about to send again
+// has the outcome of its last send on record: a crash leaves in doubt only
+// what is really in flight, at most one message (or one batch) a worker.
+//
+// Every worker waiting at a moment is served by one transaction (group
+// commit): the first to arrive commits for all who are waiting, in rounds,
+// until nobody is.
+func (r *recorder) claim(o store.ClaimOptions) ([]store.Claimed, error) {
+	q := &claimReq{opts: o, done: make(chan struct{})}
+	r.mu.Lock()
+	r.claims = append(r.claims, q)
+	lead := !r.claiming
+	r.claiming = true
+	r.mu.Unlock()
 	if lead {
-		m.commitAll()
+		r.claimAll()
 	}
-	<-r.done
-	if r.err != nil {
-		m.log.Error("mark deliveries sending; not sending them now", "count", len(ids), "err", r.err)
-		return nil
-	}
-	return r.marked
+	<-q.done
+	return q.out, q.err
 }
 
-// commitAll commits the marks of everyone waiting, in rounds, until no
-// one is left waiting; then the next caller leads.
-func (m *marker) commitAll() {
+type claimReq struct {
+	opts store.ClaimOptions
+	out  []store.Claimed
+	err  error
+	done chan struct{}
+}
+
+// claimAll commits rounds, each with the outcomes pending then and the
+// claims of everyone waiting, until no claim is waiting; then the next
+// caller leads.
+func (r *recorder) claimAll() {
 	for {
-		m.mu.Lock()
-		batch := m.waiting
-		m.waiting = nil
-		if len(batch) == 0 {
-			m.busy = false
-			m.mu.Unlock()
+		// Workers that have just sent come back for their next claim a
+		// moment apart: let them join this round, or every other round
+		// would carry one worker's claim alone.
+		for range 3 {
+			runtime.Gosched()
+		}
+		r.mu.Lock()
+		reqs := r.claims
+		r.claims = nil
+		if len(reqs) == 0 {
+			r.claiming = false
+			r.mu.Unlock()
 			return
 		}
-		m.mu.Unlock()
-		var ids []int64
-		for _, r := range batch {
-			ids = append(ids, r.ids...)
-		}
-		// Marks are written even while stopping: a send that was let go
-		// must be on record before it starts.
-		marked, err := m.st.MarkSending(context.Background(), m.holder, ids, m.lease)
-		ok := make(map[int64]bool, len(marked))
-		for _, id := range marked {
-			ok[id] = true
-		}
-		for _, r := range batch {
-			r.err = err
-			for _, id := range r.ids {
-				if ok[id] {
-					r.marked = append(r.marked, id)
+		results := r.pending
+		r.pending = nil
+		r.mu.Unlock()
+		// Claims of one lane in one round are one statement; their rows
+		// are shared out in claim order, a worker's share at a time.
+		var opts []store.ClaimOptions
+		slot := make([]int, len(reqs))
+		for i, q := range reqs {
+			slot[i] = -1
+			for j, o := range opts {
+				if sameClaim(o, q.opts) {
+					slot[i] = j
+					opts[j].Limit += q.opts.Limit
 				}
 			}
-			close(r.done)
+			if slot[i] < 0 {
+				slot[i] = len(opts)
+				opts = append(opts, q.opts)
+			}
+		}
+		// Written even while stopping: a send that was let go must be on
+		// record before it starts, and outcomes are never dropped.
+		got, err := r.st.Round(context.Background(), results, opts)
+		r.mu.Lock()
+		if err != nil {
+			r.pending = append(results, r.pending...) // the recorder writes them itself
+		} else {
+			r.written += uint64(len(results))
+			r.flushed.Broadcast()
+		}
+		r.mu.Unlock()
+		for i, q := range reqs {
+			q.err = err
+			if err == nil {
+				rows := got[slot[i]]
+				n := min(q.opts.Limit, len(rows))
+				q.out, got[slot[i]] = rows[:n:n], rows[n:]
+			}
+			close(q.done)
 		}
 	}
+}
+
+// sameClaim reports whether two claims can be made by one statement.
+func sameClaim(a, b store.ClaimOptions) bool {
+	if a.Channel != b.Channel || a.Serial != b.Serial || a.Send != b.Send || a.Holder != b.Holder || a.Lease != b.Lease || len(a.TriggerIDs) != len(b.TriggerIDs) {
+		return false
+	}
+	for i := range a.TriggerIDs {
+		if a.TriggerIDs[i] != b.TriggerIDs[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -6,18 +6,20 @@ import (
 	"time"
 )
 
-// A delivery goes through three steps in a dispatcher's hands:
+// A delivery goes through these steps in a dispatcher's hands:
 //
-//  1. Claim leases queued rows to one process (claimed_by, lease_until).
-//     The rows stay queued: nothing has been tried, and a process that
-//     dies now leaves nothing in doubt. Its claims are released at once
-//     when it is known to be dead (ReleaseOrphans), or when the lease runs
-//     out.
-//  2. MarkSending, immediately before the provider call, makes a claimed
-//     row sending, counts the attempt and records when the request
-//     started (attempt_at), durably. Only these rows can be in doubt
-//     after a crash, so "unknown" is bounded by the requests in flight.
-//  3. Record writes the outcome and releases the row.
+//  1. A worker about to send claims exactly what it will send next (one
+//     message, or one batch) with ClaimOptions.Send: in one statement
+//     the rows become sending, leased to the process (claimed_by,
+//     lease_until), with the attempt counted and its start recorded
+//     (attempt_at). The commit is durable before the provider call, and
+//     nothing is claimed ahead of it, so a crash leaves in doubt only the
+//     requests really under way: at most one message or batch a worker.
+//  2. Record writes the outcome and releases the row.
+//
+// A plain claim (without Send) only leases queued rows; they stay queued
+// and are released as they were if their process dies (ReleaseOrphans).
+// Round does a dispatcher's outcomes and claims in one transaction.
 
 // DefaultHolder holds claims made without a holder (tests and tools that
 // claim and record in one process).
@@ -66,6 +68,9 @@ type ClaimOptions struct {
 	TriggerIDs []int64
 	// Holder names the claiming process (DefaultHolder if empty).
 	Holder string
+	// Send marks the claimed rows sending at once, counting the attempt
+	// and recording its start: the caller sends them now.
+	Send bool
 }
 
 func holderOr(h string) string {
@@ -79,12 +84,69 @@ func holderOr(h string) string {
 // o.Holder, most urgent first. They stay queued: MarkSending makes each
 // sending just before it is sent.
 func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
-	now := s.now()
+	var out []Claimed
+	err := s.Write(ctx, func(t *Tx) error {
+		var err error
+		out, err = t.claim(o)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Round writes a dispatcher's outcomes and then makes its claims, in one
+// transaction: a worker about to send again has the outcome of its last
+// send on record first. It returns each claim's deliveries in order.
+func (s *Store) Round(ctx context.Context, results []Result, claims []ClaimOptions) ([][]Claimed, error) {
+	out := make([][]Claimed, len(claims))
+	err := s.Write(ctx, func(t *Tx) error {
+		if err := t.record(results); err != nil {
+			return err
+		}
+		for i, o := range claims {
+			var err error
+			if out[i], err = t.claim(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Due reports, from a read, whether any delivery of channel (of the given
+// triggers, when set) is queued, unclaimed and due: an idle dispatcher
+// looks before it claims, so it takes no write while there is nothing to do.
+func (s *Store) Due(ctx context.Context, channel string, triggerIDs []int64) (bool, error) {
+	cond := `status='queued' AND lease_until=0 AND channel=? AND next_at<=?`
+	args := []any{channel, ms(s.now())}
+	if len(triggerIDs) > 0 {
+		cond += ` AND trigger_id IN (` + placeholders(len(triggerIDs)) + `)`
+		for _, id := range triggerIDs {
+			args = append(args, id)
+		}
+	}
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE `+cond+` LIMIT 1) AS due`, args...).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("store: look for due deliveries of %s: %w", channel, err)
+	}
+	return n > 0, nil
+}
+
+func (t *Tx) claim(o ClaimOptions) ([]Claimed, error) {
+	now := t.s.now()
 	holder := holderOr(o.Holder)
 	// The partial index deliveries_claim holds exactly the unclaimed
-	// queued rows: a claim walks it in (priority, next_at, id) order and
-	// stops at its limit.
-	cond := `status='queued' AND claimed_by='' AND channel=? AND next_at<=?`
+	// queued rows (a claim's lease is set exactly while it is held): a
+	// claim walks it in (priority, next_at, id) order and stops at its
+	// limit.
+	cond := `status='queued' AND lease_until=0 AND channel=? AND next_at<=?`
 	args := []any{o.Channel, ms(now)}
 	if o.Serial {
 		cond += ` AND (incident_id='' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id=d.incident_id AND e.channel=d.channel
@@ -97,47 +159,51 @@ func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 		}
 	}
 	args = append(args, o.Limit)
-	var out []Claimed
-	err := s.Write(ctx, func(t *Tx) error {
-		out = nil
-		// RETURNING carries the row itself: no second read of the claimed
-		// rows. Only what other tables hold is looked up afterwards, and
-		// only where a row needs it.
-		rows, err := t.query(`UPDATE deliveries SET claimed_by=?, lease_until=?, updated_at=?
-			WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?)
-			RETURNING id, trigger_id, subscriber_id, channel, kind, address, incident_id, attempts+1, deadline, created_at, COALESCE(message_id,0), priority, next_at`,
-			append([]any{holder, ms(now.Add(o.Lease)), ms(now)}, args...)...)
-		if err != nil {
-			return fmt.Errorf("store: claim: %w", err)
-		}
-		defer rows.Close()
-		var order []claimOrder
-		for rows.Next() {
-			var c Claimed
-			var trigger, deadline, created, msgID, next int64
-			var prio int
-			if err := rows.Scan(&c.ID, &trigger, &c.SubscriberID, &c.Channel, &c.Kind, &c.Address, &c.IncidentID, &c.Attempts, &deadline, &created,
-				&msgID, &prio, &next); err != nil {
-				return err
-			}
-			c.Deadline, c.CreatedAt, c.Holder = fromMS(deadline), fromMS(created), holder
-			if out == nil {
-				out = make([]Claimed, 0, min(o.Limit, 1024))
-				order = make([]claimOrder, 0, min(o.Limit, 1024))
-			}
-			out = append(out, c)
-			order = append(order, claimOrder{trigger: trigger, msg: msgID, prio: prio, next: next})
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows.Close()
-		if len(out) == 0 {
-			return nil
-		}
-		return s.completeClaimed(t, out, order)
-	})
+	set := `claimed_by=?, lease_until=?, updated_at=?`
+	setArgs := []any{holder, ms(now.Add(o.Lease)), ms(now)}
+	ret := `attempts+1`
+	if o.Send {
+		set = `status='sending', attempts=attempts+1, attempt_at=?, ` + set
+		setArgs = append([]any{ms(now)}, setArgs...)
+		ret = `attempts` // SET is applied before RETURNING reads the row
+	}
+	// RETURNING carries the row itself: no second read of the claimed
+	// rows. Only what other tables hold is looked up afterwards, and
+	// only where a row needs it.
+	rows, err := t.query(`UPDATE deliveries SET `+set+`
+		WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?)
+		RETURNING id, trigger_id, subscriber_id, channel, kind, address, incident_id, `+ret+`, deadline, created_at, COALESCE(message_id,0), priority, next_at`,
+		append(setArgs, args...)...)
 	if err != nil {
+		return nil, fmt.Errorf("store: claim: %w", err)
+	}
+	defer rows.Close()
+	var out []Claimed
+	var order []claimOrder
+	for rows.Next() {
+		var c Claimed
+		var trigger, deadline, created, msgID, next int64
+		var prio int
+		if err := rows.Scan(&c.ID, &trigger, &c.SubscriberID, &c.Channel, &c.Kind, &c.Address, &c.IncidentID, &c.Attempts, &deadline, &created,
+			&msgID, &prio, &next); err != nil {
+			return nil, err
+		}
+		c.Deadline, c.CreatedAt, c.Holder = fromMS(deadline), fromMS(created), holder
+		if out == nil {
+			out = make([]Claimed, 0, min(o.Limit, 1024))
+			order = make([]claimOrder, 0, min(o.Limit, 1024))
+		}
+		out = append(out, c)
+		order = append(order, claimOrder{trigger: trigger, msg: msgID, prio: prio, next: next})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	if len(out) == 0 {
+		return nil, nil
+	}
+	if err := t.s.completeClaimed(t, out, order); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -154,30 +220,39 @@ func (s *Store) MarkSending(ctx context.Context, holder string, ids []int64, lea
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	now := s.now()
 	var marked []int64
 	err := s.Write(ctx, func(t *Tx) error {
-		marked = marked[:0]
-		rows, err := t.query(`UPDATE deliveries SET status='sending', attempts=attempts+1, attempt_at=?, lease_until=?, updated_at=?
-			WHERE id IN (SELECT value FROM json_each(?)) AND claimed_by=? AND status='queued'
-			RETURNING id`, ms(now), ms(now.Add(lease)), ms(now), jsonIDs(ids), holderOr(holder))
-		if err != nil {
-			return fmt.Errorf("store: mark deliveries sending: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			marked = append(marked, id)
-		}
-		return rows.Err()
+		var err error
+		marked, err = t.markSending(holder, ids, lease)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return marked, nil
+}
+
+func (t *Tx) markSending(holder string, ids []int64, lease time.Duration) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := t.s.now()
+	rows, err := t.query(`UPDATE deliveries SET status='sending', attempts=attempts+1, attempt_at=?, lease_until=?, updated_at=?
+		WHERE id IN (SELECT value FROM json_each(?)) AND claimed_by=? AND status='queued'
+		RETURNING id`, ms(now), ms(now.Add(lease)), ms(now), jsonIDs(ids), holderOr(holder))
+	if err != nil {
+		return nil, fmt.Errorf("store: mark deliveries sending: %w", err)
+	}
+	defer rows.Close()
+	marked := make([]int64, 0, len(ids))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		marked = append(marked, id)
+	}
+	return marked, rows.Err()
 }
 
 // Orphans says whose claims ReleaseOrphans gives up.
@@ -232,7 +307,7 @@ func (s *Store) ReleaseOrphans(ctx context.Context, o Orphans) (Recovered, error
 		}
 		chArgs := append([]any{o.Channel}, args...)
 		res, err := t.exec(`UPDATE deliveries SET claimed_by='', lease_until=0, updated_at=?
-			WHERE status='queued' AND claimed_by != '' AND channel=? AND `+who, append([]any{ms(now)}, chArgs...)...)
+			WHERE status='queued' AND lease_until != 0 AND channel=? AND `+who, append([]any{ms(now)}, chArgs...)...)
 		if err != nil {
 			return fmt.Errorf("store: release claims of %s: %w", o.Channel, err)
 		}
@@ -245,7 +320,7 @@ func (s *Store) ReleaseOrphans(ctx context.Context, o Orphans) (Recovered, error
 		if o.Detail != "" {
 			what += "; " + o.Detail
 		}
-		rows, err := t.query(`SELECT id, attempt_at, claimed_by FROM deliveries WHERE status='sending' AND channel=? AND `+who, chArgs...)
+		rows, err := t.query(`SELECT id, attempt_at, claimed_by FROM deliveries WHERE status='sending' AND lease_until != 0 AND channel=? AND `+who, chArgs...)
 		if err != nil {
 			return fmt.Errorf("store: find in-doubt deliveries of %s: %w", o.Channel, err)
 		}
@@ -296,7 +371,7 @@ func (s *Store) ReleaseOrphans(ctx context.Context, o Orphans) (Recovered, error
 func (t *Tx) goneHolders(o Orphans, now time.Time) ([]string, error) {
 	rows, err := t.query(`SELECT DISTINCT d.claimed_by, COALESCE(l.expires_at, 0) FROM deliveries d
 		LEFT JOIN leases l ON l.name = 'node:' || d.claimed_by
-		WHERE d.claimed_by != '' AND d.channel=?`, o.Channel)
+		WHERE d.lease_until != 0 AND d.claimed_by != '' AND d.channel=?`, o.Channel)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim holders of %s: %w", o.Channel, err)
 	}
@@ -308,8 +383,8 @@ func (t *Tx) goneHolders(o Orphans, now time.Time) ([]string, error) {
 		if err := rows.Scan(&h, &exp); err != nil {
 			return nil, err
 		}
-		if h == o.Self {
-			continue
+		if h == o.Self || h == "" {
+			continue // "": a row sent before claims had holders; its lease decides
 		}
 		if exp <= ms(now) || (o.Dead != nil && o.Dead(h)) {
 			gone = append(gone, h)
@@ -340,6 +415,6 @@ func (s *Store) InHand(ctx context.Context, triggerIDs []int64) (int, error) {
 		}
 	}
 	var n int
-	err := s.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE `+cond, args...).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE `+cond, args...).Scan(&n)
 	return n, err
 }

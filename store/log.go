@@ -187,7 +187,7 @@ func (s *Store) Counts(ctx context.Context, triggerIDs []int64) (map[string]int,
 			args = append(args, id)
 		}
 	}
-	rows, err := s.w.QueryContext(ctx, `SELECT status, COUNT(*) FROM deliveries WHERE `+cond+` GROUP BY status`, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM deliveries WHERE `+cond+` GROUP BY status`, args...)
 	if err != nil {
 		return nil, err
 	}

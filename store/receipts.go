@@ -155,7 +155,7 @@ func (s *Store) ApplyReceipt(ctx context.Context, deliveryID int64, sid, status,
 			args = append(args, sid)
 		}
 		if next != cur {
-			set += `, status=?, reason=?, detail=?, lease_until=0`
+			set += `, status=?, reason=?, detail=?, lease_until=0, claimed_by=''`
 			args = append(args, next, reason, detail)
 			if sentAt == 0 {
 				set += `, sent_at=?`

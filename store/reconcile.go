@@ -24,7 +24,7 @@ type Doubt struct {
 // InDoubt lists up to limit deliveries of channel in doubt whose time to
 // ask the provider again has come, oldest request first.
 func (s *Store) InDoubt(ctx context.Context, channel string, limit int) ([]Doubt, error) {
-	rows, err := s.w.QueryContext(ctx, `SELECT d.id, d.channel, d.address, d.attempt_at, COALESCE(m.text,'') FROM deliveries d
+	rows, err := s.r.QueryContext(ctx, `SELECT d.id, d.channel, d.address, d.attempt_at, COALESCE(m.text,'') FROM deliveries d
 		LEFT JOIN messages m ON m.id=d.message_id
 		WHERE d.status='unknown' AND d.channel=? AND d.next_at>0 AND d.next_at<=? AND d.attempt_at>0
 		ORDER BY d.attempt_at, d.id LIMIT ?`, channel, ms(s.now()), limit)
@@ -49,7 +49,7 @@ func (s *Store) InDoubt(ctx context.Context, channel string, limit int) ([]Doubt
 // carries providerID.
 func (s *Store) ProviderIDTaken(ctx context.Context, providerID string, except int64) (bool, error) {
 	var n int
-	err := s.w.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE provider_id=? AND kind='sms' AND id != ?`, providerID, except).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE provider_id=? AND kind='sms' AND id != ?`, providerID, except).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("store: look up provider id: %w", err)
 	}

@@ -54,8 +54,17 @@ var upgrades = []string{
 	 ALTER TABLE deliveries ADD COLUMN rule TEXT NOT NULL DEFAULT '';            -- the alert rule (or briefing) that planned it
 	 ALTER TABLE triggers ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';       -- what a repeat of the same request looks like
 	 DROP INDEX deliveries_claim;
-	 CREATE INDEX deliveries_claim ON deliveries(channel, priority DESC, next_at, id) WHERE status = 'queued' AND claimed_by = '';
-	 CREATE INDEX deliveries_claimed ON deliveries(claimed_by) WHERE claimed_by != '';
+	 -- The unclaimed queued rows (here) and the rows a process holds
+	 -- (below). Their conditions are on lease_until, which is set exactly
+	 -- while claimed_by is, rather than on claimed_by: SQLite re-prepares
+	 -- a statement whenever it must compare a bound value with a partial
+	 -- index's condition, and marks and outcomes find rows by
+	 -- claimed_by = ? thousands of times a second.
+	 CREATE INDEX deliveries_claim ON deliveries(channel, priority DESC, next_at, id) WHERE status = 'queued' AND lease_until = 0;
+	 -- Channel first: a lookup by claimed_by alone (marks, outcomes) must
+	 -- go by id, never scan a busy process's claims.
+	 CREATE INDEX deliveries_claimed ON deliveries(channel, claimed_by) WHERE lease_until != 0;
+	 DROP INDEX deliveries_sending;
 	 CREATE INDEX deliveries_unknown ON deliveries(channel, next_at) WHERE status = 'unknown';
 	 CREATE INDEX deliveries_rule ON deliveries(incident_id, rule, subscriber_id) WHERE incident_id != '' AND rule != '';
 	 CREATE INDEX triggers_fingerprint ON triggers(fingerprint, created_at) WHERE fingerprint != '';
