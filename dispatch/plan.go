@@ -24,6 +24,10 @@ type Audience struct {
 
 // Target is one audience reached over some channels with one template event.
 type Target struct {
+	// Rule names the alert rule (or the briefing) this target comes from;
+	// every delivery it plans records it, so an incident's later events
+	// can find everyone the rule reached.
+	Rule     string
 	Audience string
 	Channels []string
 	// Event names the templates to render: alert, update, resolve,
@@ -574,7 +578,7 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, after string, f
 				seen = append(seen, chName)
 				kind := p.kinds[chName]
 				j := planJob{event: t.Event, locale: s.Locale, nd: store.NewDelivery{SubscriberID: s.ID, Channel: chName, Kind: string(kind),
-					Address: s.Address(kind), Priority: priority, Status: store.StatusQueued, Deadline: deadline}}
+					Address: s.Address(kind), Priority: priority, Status: store.StatusQueued, Deadline: deadline, Rule: t.Rule}}
 				nd := &j.nd
 				rules := p.channels[chName]
 				listed := optOuts[string(kind)+":"+nd.Address]

@@ -58,7 +58,7 @@ func (a *app) incidentRequest(inc *incidents.Incident, u incidents.Update) dispa
 		if aud := a.cfg.Audiences[r.Audience]; aud != nil && !inc.Severity.AtLeast(incidents.Severity(aud.MinSeverity)) {
 			continue
 		}
-		req.Targets = append(req.Targets, dispatch.Target{Audience: r.Audience, Channels: r.Channels, Event: alertEvent(r, u.Kind),
+		req.Targets = append(req.Targets, dispatch.Target{Rule: name, Audience: r.Audience, Channels: r.Channels, Event: alertEvent(r, u.Kind),
 			Fold: r.FoldMinor && inc.Severity == incidents.Minor})
 		if req.Ack == nil && r.Ack != nil {
 			req.Ack = ackPolicy(r.Ack) // the first rule that asks sets the policy
@@ -129,7 +129,7 @@ func (a *app) Brief(ctx context.Context, name string, due time.Time) (dispatch.O
 		title = name
 	}
 	req := dispatch.Request{Key: "briefing:" + name + ":" + due.UTC().Format("2006-01-02T15:04Z"), Kind: "briefing", Name: name,
-		BriefingName: title, Targets: []dispatch.Target{{Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
+		BriefingName: title, Targets: []dispatch.Target{{Rule: name, Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
 	if spec := a.schedule[name]; spec != "" {
 		if s, err := scheduler.Parse(spec); err == nil {
 			req.NextBriefing = s.Next(a.env.now())
@@ -284,7 +284,7 @@ func (a *app) previewRequest(ctx context.Context, r server.PreflightRequest) (di
 			return dispatch.Request{}, fmt.Errorf("%w: briefing %q is not in the config (known: %s)", server.ErrBadRequest, r.Briefing, strings.Join(sortedKeys(a.cfg.Briefings), ", "))
 		}
 		req := dispatch.Request{Key: "preview", Kind: "briefing", Name: r.Briefing, BriefingName: b.Title,
-			Targets: []dispatch.Target{{Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
+			Targets: []dispatch.Target{{Rule: r.Briefing, Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
 		if s, err := scheduler.Parse(b.Schedule); err == nil && b.Schedule != "" {
 			req.NextBriefing = s.Next(a.env.now())
 		}
