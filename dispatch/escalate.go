@@ -308,10 +308,11 @@ func (e *Escalator) planRungs(tx *store.Tx, pol store.AckPolicy, inc *incidents.
 			Subject: src.subject, Body: src.body, triggerID: pol.TriggerID, ackDue: now.Add(pol.Within),
 			Ack:     &AckPolicy{Within: pol.Within, Quorum: pol.Quorum, Ladder: pol.Ladder, Deputy: pol.Deputy},
 			Targets: []Target{{Channels: []string{ch}, Event: event, selector: &subscribers.Selector{IDs: subs}}}}
-		err := e.p.each(tx, req, now, "", func(nd *store.NewDelivery, _ templates.Rendered, _ string, renderErr error) error {
+		err := e.p.each(tx, req, now, "", func(j *planJob, _ templates.Rendered, renderErr error) error {
 			if renderErr != nil {
 				return renderErr
 			}
+			nd := &j.nd
 			nd.IncidentID = pol.IncidentID
 			nd.EscalatesID = who[nd.SubscriberID].from
 			nd.Ack = nd.Status != store.StatusSuppressed
