@@ -191,14 +191,24 @@ func TestPlanner_FollowUp_MatrixMovedOn(t *testing.T) {
 	if txt := rows["cai/sms"].Text; !strings.HasPrefix(txt, "Diweddariad INC-1") {
 		t.Errorf("cai reads Welsh; got %q", txt)
 	}
-	if txt := rows["ann/sms"].Text; !strings.HasPrefix(txt, "Update INC-1") {
-		t.Errorf("ann reads English; got %q", txt)
+	if txt := rows["ann/sms"].Text; !strings.HasPrefix(txt, "Update INC-1") || !strings.Contains(txt, "Restored: Referrals (Wales).") ||
+		!strings.Contains(txt, "Wales: no services disrupted.") {
+		t.Errorf("ann reads in English what was restored in Wales; got %q", txt)
+	}
+	if txt := rows["cai/sms"].Text; !strings.Contains(txt, "Adferwyd: Referrals (Cymru).") {
+		t.Errorf("cai reads in Welsh what was restored in Wales; got %q", txt)
+	}
+	if txt := rows["dee/sms"].Text; strings.Contains(txt, "Restored") || !strings.Contains(txt, "Still affected: Prescriptions (England): Degraded.") {
+		t.Errorf("dee reads what is still down in England, and nothing of Wales; got %q", txt)
 	}
 
 	// The resolution: nobody is in the matrix any more; all three hear it.
 	w.change("resolve", incidents.Change{})
 	rows = w.plan(smsRule("resolve"))
 	wantStatuses(t, rows, map[string]string{"ann/sms": "queued", "cai/sms": "queued", "dee/sms": "queued"})
+	if txt := rows["dee/sms"].Text; !strings.HasPrefix(txt, "RESOLVED:") || !strings.Contains(txt, "Restored: Prescriptions (England).") {
+		t.Errorf("dee's resolution says what came back in England; got %q", txt)
+	}
 }
 
 // TestPlanner_FollowUp_OptedOutSince: someone told of the incident who

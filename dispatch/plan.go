@@ -601,6 +601,7 @@ func (p *Planner) baseData(tx *store.Tx, req Request, now time.Time) (templates.
 		d.IncidentID, d.Title, d.Severity, d.Status, d.Summary, d.UpdateText = inc.IncidentID, inc.Title, inc.Severity, inc.Status, inc.Summary, inc.UpdateText
 		d.OpenedAt, d.UpdatedAt, d.Impacts, d.Timeline = inc.OpenedAt, inc.UpdatedAt, inc.Impacts, inc.Timeline
 		d.Marking = inc.Marking
+		d.ImpactChanges = impactChanges(req.Incident)
 		if p.dashboard != "" {
 			d.DashboardURL = strings.TrimSuffix(p.dashboard, "/") + "/incidents/" + req.Incident.ID
 		}
@@ -622,6 +623,20 @@ func incidentData(inc *incidents.Incident) templates.Incident {
 	}
 	if n := len(inc.Timeline); n > 0 {
 		out.UpdateText = inc.Timeline[n-1].Text
+	}
+	return out
+}
+
+// impactChanges are the cells the incident's latest timeline entry (the
+// event being sent) changed, for the templates to say what was restored.
+func impactChanges(inc *incidents.Incident) []templates.ImpactChange {
+	n := len(inc.Timeline)
+	if n == 0 {
+		return nil
+	}
+	var out []templates.ImpactChange
+	for _, c := range inc.Changes(inc.Timeline[n-1].Seq) {
+		out = append(out, templates.ImpactChange{Service: c.Service, Nation: c.Nation, From: string(c.From), To: string(c.To), Workaround: c.Workaround})
 	}
 	return out
 }

@@ -156,6 +156,8 @@ func funcMap(w *words) template.FuncMap {
 			return t.Format("15:04")
 		},
 		"disrupted":   disrupted,
+		"changesIn":   changesIn,
+		"restored":    restored,
 		"workarounds": workarounds,
 		"allImpacts":  allImpacts,
 	}
@@ -220,6 +222,36 @@ func byNation(impacts []Impact) []NationImpacts {
 		}
 		if !known {
 			add(im)
+		}
+	}
+	return out
+}
+
+// changesIn keeps the impact changes in any of nations; an empty list
+// means every nation, as for impactsIn.
+func changesIn(changes []ImpactChange, nations []string) []ImpactChange {
+	if len(nations) == 0 {
+		return changes
+	}
+	var out []ImpactChange
+	for _, c := range changes {
+		for _, n := range nations {
+			if c.Nation == n {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// restored keeps the changes that brought a disrupted service back: from
+// degraded or outage to restored or operational.
+func restored(changes []ImpactChange) []ImpactChange {
+	var out []ImpactChange
+	for _, c := range changes {
+		if isDisrupted(c.From) && (c.To == "restored" || c.To == "operational") {
+			out = append(out, c)
 		}
 	}
 	return out
