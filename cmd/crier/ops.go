@@ -315,7 +315,18 @@ func (a *app) previewRequest(ctx context.Context, r server.PreflightRequest) (di
 	u := inc.Timeline[len(inc.Timeline)-1]
 	switch r.Event {
 	case "":
-	case "open", "update", "resolve":
+	case "resolve":
+		// What resolving it now would send: the incident as the resolution
+		// leaves it (every impact restored), to everyone the resolution
+		// would reach. An incident already resolved shows its resolution.
+		if inc.Active() {
+			if u, err = inc.Apply("resolve", incidents.Change{}, a.env.now()); err != nil {
+				return dispatch.Request{}, err
+			}
+			break
+		}
+		u = incidents.Update{Seq: u.Seq, Kind: r.Event}
+	case "open", "update":
 		u = incidents.Update{Seq: u.Seq, Kind: r.Event}
 	default:
 		return dispatch.Request{}, fmt.Errorf("%w: event %q is not open, update or resolve", server.ErrBadRequest, r.Event)
