@@ -296,6 +296,16 @@ func (e *Escalator) planRungs(tx *store.Tx, pol store.AckPolicy, inc *incidents.
 		}
 		groups[src] = append(groups[src], sub)
 	}
+	// A rung carries the alert rule of the delivery it escalates: whoever
+	// it reaches was told by that rule, and hears its follow-ups.
+	from := make([]int64, 0, len(who))
+	for _, r := range who {
+		from = append(from, r.from)
+	}
+	rules, err := tx.DeliveryRules(from)
+	if err != nil {
+		return 0, err
+	}
 	enq, err := tx.Enqueuer(pol.TriggerID)
 	if err != nil {
 		return 0, err
@@ -315,6 +325,7 @@ func (e *Escalator) planRungs(tx *store.Tx, pol store.AckPolicy, inc *incidents.
 			nd := &j.nd
 			nd.IncidentID = pol.IncidentID
 			nd.EscalatesID = who[nd.SubscriberID].from
+			nd.Rule = rules[nd.EscalatesID]
 			nd.Ack = nd.Status != store.StatusSuppressed
 			status[nd.SubscriberID] = nd.Status
 			return enq.Add(nd)

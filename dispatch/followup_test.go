@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crier-dev/crier/channels"
 	"github.com/crier-dev/crier/incidents"
 	"github.com/crier-dev/crier/store"
 	"github.com/crier-dev/crier/subscribers"
@@ -406,4 +407,34 @@ func tail(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
+}
+
+// TestEscalator_Rung_CarriesRule: a rung carries the rule of the delivery
+// it escalates, so someone whose SMS failed but whose email rung reached
+// them counts as told by that rule, and hears its follow-ups.
+func TestEscalator_Rung_CarriesRule(t *testing.T) {
+	clk := newClock(t0)
+	st, _ := openStore(t, clk)
+	addSubscribers(t, st, person("ann"), person("bob"))
+	p := NewPlanner(PlannerOptions{Templates: loadTemplates(t, nil), Channels: testChannels, Audiences: testAudiences, Now: clk.Now})
+	sms := newTestChannel("sms", channels.KindSMS, func(n int, m channels.Message) (channels.Receipt, error) {
+		if strings.HasPrefix(m.Key, "incident:INC-1:1/ann/") {
+			return channels.Receipt{}, channels.Permanent(channels.ReasonBadAddress, "21211", errScripted)
+		}
+		return channels.Receipt{ProviderID: "SM" + m.Key, Status: "accepted"}, nil
+	})
+	disp := newDispatcher(st, clk, RetryPolicy{}, sms, newTestChannel("email", channels.KindEmail, nil))
+	inc := incident(t, st, t0)
+	plan(t, p, st, Request{Key: "incident:" + inc.ID + ":1", Kind: "incident", Name: "open", Incident: inc, Critical: true,
+		Targets: []Target{{Rule: "clinicians-sms", Audience: "clinicians", Channels: []string{"sms"}, Event: templates.EventAlert}},
+		Ack:     &AckPolicy{Within: 15 * time.Minute, Ladder: []string{"email"}}})
+	drain(t, disp, clk)
+	if _, err := NewEscalator(st, p, EscalatorOptions{}).Tick(context.Background(), clk.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := reached(t, st, inc.ID)
+	want := []string{"ann/clinicians-sms/email", "bob/clinicians-sms/sms"}
+	if !slices.Equal(got, want) {
+		t.Errorf("reached %v, want %v (ann by her email rung, not her failed SMS)", got, want)
+	}
 }

@@ -55,3 +55,37 @@ func (t *Tx) EachReached(incidentID string, exceptTrigger int64, fn func(Reached
 	}
 	return rows.Err()
 }
+
+// DeliveryRules returns the alert rule of each of the deliveries ids (those
+// planned by no rule, or missing, are left out): an escalation rung carries
+// the rule of the delivery it escalates.
+func (t *Tx) DeliveryRules(ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	for len(ids) > 0 {
+		n := min(len(ids), 500) // far below any engine's limit on bound parameters
+		args := make([]any, n)
+		for i, id := range ids[:n] {
+			args[i] = id
+		}
+		rows, err := t.tx.QueryContext(t.ctx, `SELECT id, rule FROM deliveries WHERE rule != '' AND id IN (`+placeholders(n)+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: rules of deliveries: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var rule string
+			if err := rows.Scan(&id, &rule); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: rules of deliveries: %w", err)
+			}
+			out[id] = rule
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: rules of deliveries: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return out, nil
+}
