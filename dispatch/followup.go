@@ -42,6 +42,9 @@ type followUps struct {
 	// is the first the subscriber walk has not passed yet.
 	ids  []string
 	next int
+	// whys and heard are note's words per rule, made once: most
+	// follow-ups of a rule share one detail.
+	whys, heard map[string]string
 }
 
 // loadFollowUps reads who the incident's earlier deliveries reached, when
@@ -107,14 +110,22 @@ func (fu *followUps) goneBefore(id string) []string {
 
 // note marks j as a follow-up, selected because the rule told its
 // subscriber of the incident before, and says so in its detail.
-func (fu *followUps) note(j *planJob, incident string) {
+func (fu *followUps) note(j *planJob) {
 	j.followUp = true
-	why := fmt.Sprintf("told of %s before by alert rule %s", incident, j.nd.Rule)
+	rule := j.nd.Rule
+	why, ok := fu.whys[rule]
+	if !ok {
+		if fu.whys == nil {
+			fu.whys, fu.heard = map[string]string{}, map[string]string{}
+		}
+		why = fmt.Sprintf("told of %s before by alert rule %s", fu.incident, rule)
+		fu.whys[rule], fu.heard[rule] = why, why+", so hears its updates and its resolution"
+	}
 	switch {
 	case j.nd.Status == store.StatusQueued && j.nd.Detail == "":
-		j.nd.Detail = why + ", so hears its updates and its resolution"
+		j.nd.Detail = fu.heard[rule]
 	case j.nd.Reason == ReasonRuleNotOnEvent:
-		j.nd.Detail += "; it told them of " + incident + " before"
+		j.nd.Detail += "; it told them of " + fu.incident + " before"
 	default:
 		j.nd.Detail += " (" + why + ")"
 	}

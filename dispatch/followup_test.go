@@ -438,3 +438,68 @@ func TestEscalator_Rung_CarriesRule(t *testing.T) {
 		t.Errorf("reached %v, want %v (ann by her email rung, not her failed SMS)", got, want)
 	}
 }
+
+// BenchmarkPlan_FollowUp_100k plans an event of an incident whose alert
+// told 100,000 clinicians, in the incident's own transaction (PlanTx):
+// "follow-ups" is its resolution, when nobody is in the impact matrix any
+// more and every delivery is a follow-up found through the one query of
+// earlier deliveries; "matrix" is an update that the matrix still sends
+// to all of them, without follow-ups, for comparison.
+func BenchmarkPlan_FollowUp_100k(b *testing.B) {
+	for _, followUp := range []bool{true, false} {
+		name := map[bool]string{true: "follow-ups", false: "matrix"}[followUp]
+		b.Run(name, func(b *testing.B) { benchFollowUp(b, followUp) })
+	}
+}
+
+func benchFollowUp(b *testing.B, followUp bool) {
+	clk := newClock(t0)
+	st, _ := openStore(b, clk)
+	benchAudience(b, st, benchSubscribers)
+	var impacts []incidents.Impact
+	for _, n := range []string{"england", "scotland", "wales", "northern-ireland"} {
+		impacts = append(impacts, incidents.Impact{Service: "Referrals", Nation: n, Status: incidents.Outage, Workaround: "Phone the duty clinician."})
+	}
+	p := NewPlanner(PlannerOptions{Templates: loadTemplates(b, nil), Channels: testChannels, Audiences: followAudiences, Now: clk.Now})
+	b.StopTimer()
+	for range b.N {
+		inc, err := incidents.Open(incidents.Change{Title: "Helpline referrals down", Severity: "critical", Impacts: impacts}, clk.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := st.Write(context.Background(), func(tx *store.Tx) error { return tx.CreateIncident(inc) }); err != nil {
+			b.Fatal(err)
+		}
+		open := Target{Rule: "clinicians-sms", Audience: "affected", Channels: []string{"sms"}, Event: templates.EventAlert}
+		plan(b, p, st, Request{Key: fmt.Sprintf("incident:%s:1", inc.ID), Kind: "incident", Name: "open", Incident: inc, Critical: true, Targets: []Target{open}})
+		kind, c := "update", incidents.Change{Text: "The supplier is restoring from backups."}
+		if followUp {
+			kind, c = "resolve", incidents.Change{}
+		}
+		u, err := inc.Apply(kind, c, clk.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		t := Target{Rule: "clinicians-sms", Audience: "affected", Channels: []string{"sms"}, Event: kind, FollowUp: followUp}
+		req := Request{Key: fmt.Sprintf("incident:%s:%d", inc.ID, u.Seq), Kind: "incident", Name: kind, Incident: inc, Critical: true, Targets: []Target{t}}
+		b.StartTimer()
+		start := time.Now()
+		var out Outcome
+		err = st.Write(context.Background(), func(tx *store.Tx) error {
+			if err := tx.SaveIncidentUpdate(inc, u); err != nil {
+				return err
+			}
+			out, err = p.PlanTx(tx, req)
+			return err
+		})
+		elapsed := time.Since(start)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if out.Queued != benchSubscribers {
+			b.Fatalf("queued %d, want %d", out.Queued, benchSubscribers)
+		}
+		b.ReportMetric(float64(benchSubscribers)/elapsed.Seconds(), "deliveries/s")
+	}
+}

@@ -151,7 +151,7 @@ func (sel *selection) subscriber(s *subscribers.Subscriber) {
 			sel.seen = append(sel.seen, ch)
 			j := sel.job(t, s, ch, data, loc)
 			if followed {
-				sel.fu.note(&j, sel.req.Incident.ID)
+				sel.fu.note(&j)
 			}
 			sel.jobs = append(sel.jobs, j)
 		}
