@@ -264,7 +264,9 @@ func (p *Planner) chunkable(req Request) bool {
 		return false
 	}
 	for _, t := range req.Targets {
-		if t.selector != nil {
+		// An incident's follow-ups are planned with the incident's change
+		// (PlanTx); precheck could not see who they reach.
+		if t.selector != nil || t.FollowUp {
 			return false
 		}
 	}

@@ -25,8 +25,9 @@ type goldenCase struct {
 
 // goldenCases are the samples with golden files: the main sample for
 // everything, the first briefing for every briefing kind, the main
-// sample as the planner withholds it from SMS and Slack, and the main
-// sample asking for acknowledgement for every event that can ask.
+// sample as the planner withholds it from SMS and Slack, the main
+// sample asking for acknowledgement for every event that can ask, and an
+// update and a resolution that restore a service in the recipient's nation.
 func goldenCases() []goldenCase {
 	return []goldenCase{
 		{"", SampleDataFor, Events(), channels.Kinds},
