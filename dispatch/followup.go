@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -38,10 +39,11 @@ type followUps struct {
 	// orphaned holds, per subscriber, what rules no target carries (rules
 	// removed from the config) reached them on.
 	orphaned map[string][]store.Reached
-	// ids lists every subscriber in byRule or orphaned, in id order; next
-	// is the first the subscriber walk has not passed yet.
-	ids  []string
-	next int
+	// unseen holds every subscriber in byRule or orphaned whom the
+	// subscriber walk has not met (yet): those left at its end are no
+	// longer subscribers. A set, not a merge of two sorted lists, so that
+	// nothing depends on the database's collation of ids.
+	unseen map[string]bool
 	// whys and heard are note's words per rule, made once: most
 	// follow-ups of a rule share one detail.
 	whys, heard map[string]string
@@ -49,13 +51,14 @@ type followUps struct {
 
 // loadFollowUps reads who the incident's earlier deliveries reached, when
 // a target of req follows the incident up; otherwise it returns nil (no
-// follow-ups, at no cost). Subscribers up to after (a plan resumed past
-// them) are left out of those found gone.
-func (p *Planner) loadFollowUps(tx *store.Tx, req Request, after string) (*followUps, error) {
+// follow-ups, at no cost). Such a trigger is planned in one pass, never
+// resumed part-way (see chunkable).
+func (p *Planner) loadFollowUps(tx *store.Tx, req Request) (*followUps, error) {
 	if req.Incident == nil || !slices.ContainsFunc(req.Targets, func(t Target) bool { return t.FollowUp }) {
 		return nil, nil
 	}
-	fu := &followUps{incident: req.Incident.ID, byRule: map[string]map[string]bool{}, orphaned: map[string][]store.Reached{}}
+	fu := &followUps{incident: req.Incident.ID, byRule: map[string]map[string]bool{}, orphaned: map[string][]store.Reached{},
+		unseen: map[string]bool{}}
 	carried := map[string]bool{}
 	for _, t := range req.Targets {
 		carried[t.Rule] = true
@@ -72,10 +75,7 @@ func (p *Planner) loadFollowUps(tx *store.Tx, req Request, after string) (*follo
 		default:
 			return nil // a target that does not follow up: nobody to add
 		}
-		// Rows come in subscriber order.
-		if n := len(fu.ids); r.SubscriberID > after && (n == 0 || fu.ids[n-1] != r.SubscriberID) {
-			fu.ids = append(fu.ids, r.SubscriberID)
-		}
+		fu.unseen[r.SubscriberID] = true
 		return nil
 	})
 	if err != nil {
@@ -89,23 +89,20 @@ func (fu *followUps) told(t *Target, id string) bool {
 	return fu != nil && t.FollowUp && fu.byRule[t.Rule][id]
 }
 
-// goneBefore returns the subscribers reached before who sort before id
-// and were not passed yet: the subscriber walk, in the same order, did not
-// find them, so they are no longer subscribers. id "" returns all the
-// rest (the walk is over).
-func (fu *followUps) goneBefore(id string) []string {
+// met records that the subscriber walk met id: still a subscriber.
+func (fu *followUps) met(id string) {
+	if fu != nil && len(fu.unseen) > 0 {
+		delete(fu.unseen, id)
+	}
+}
+
+// gone returns, once the subscriber walk is over, those reached before
+// whom it did not meet: no longer subscribers, in id order.
+func (fu *followUps) gone() []string {
 	if fu == nil {
 		return nil
 	}
-	start := fu.next
-	for fu.next < len(fu.ids) && (id == "" || fu.ids[fu.next] < id) {
-		fu.next++
-	}
-	gone := fu.ids[start:fu.next]
-	if id != "" && fu.next < len(fu.ids) && fu.ids[fu.next] == id {
-		fu.next++ // still a subscriber
-	}
-	return gone
+	return slices.Sorted(maps.Keys(fu.unseen))
 }
 
 // note marks j as a follow-up, selected because the rule told its

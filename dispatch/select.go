@@ -43,8 +43,8 @@ type selection struct {
 // message only; a target that can send comes before one that only records
 // why it does not (Target.Withhold), so a withheld rule never hides
 // another rule's message. A target that follows up an incident also
-// selects those its rule reached before (see followUps), and a subscriber
-// who is no longer there gets their rows in id order all the same.
+// selects those its rule reached before (see followUps); those of them
+// who are no longer subscribers get their rows after everyone else.
 func (p *Planner) each(tx *store.Tx, req Request, now time.Time, after string, fn func(j *planJob, r templates.Rendered, renderErr error) error) error {
 	sel := &selection{p: p, req: req, now: now, deadline: now.Add(p.retry.Deadline), zones: map[string]*time.Location{},
 		groups: map[renderGroup]*renderSlot{}}
@@ -71,7 +71,7 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, after string, f
 	if sel.caps, err = p.capCounts(tx, req, now); err != nil {
 		return err
 	}
-	if sel.fu, err = p.loadFollowUps(tx, req, after); err != nil {
+	if sel.fu, err = p.loadFollowUps(tx, req); err != nil {
 		return err
 	}
 	for pass := range 2 {
@@ -102,17 +102,12 @@ func (p *Planner) each(tx *store.Tx, req Request, now time.Time, after string, f
 		return nil
 	}
 	err = tx.EachSubscriberAfter(after, func(s *subscribers.Subscriber) error {
-		for _, id := range sel.fu.goneBefore(s.ID) {
-			sel.gone(id)
-			if err := hand(); err != nil {
-				return err
-			}
-		}
+		sel.fu.met(s.ID)
 		sel.subscriber(s)
 		return hand()
 	})
 	if err == nil {
-		for _, id := range sel.fu.goneBefore("") {
+		for _, id := range sel.fu.gone() {
 			sel.gone(id)
 			if err = hand(); err != nil {
 				break
