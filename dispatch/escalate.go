@@ -296,6 +296,16 @@ func (e *Escalator) planRungs(tx *store.Tx, pol store.AckPolicy, inc *incidents.
 		}
 		groups[src] = append(groups[src], sub)
 	}
+	// A rung carries the alert rule of the delivery it escalates: whoever
+	// it reaches was told by that rule, and hears its follow-ups.
+	from := make([]int64, 0, len(who))
+	for _, r := range who {
+		from = append(from, r.from)
+	}
+	rules, err := tx.DeliveryRules(from)
+	if err != nil {
+		return 0, err
+	}
 	enq, err := tx.Enqueuer(pol.TriggerID)
 	if err != nil {
 		return 0, err
@@ -308,12 +318,14 @@ func (e *Escalator) planRungs(tx *store.Tx, pol store.AckPolicy, inc *incidents.
 			Subject: src.subject, Body: src.body, triggerID: pol.TriggerID, ackDue: now.Add(pol.Within),
 			Ack:     &AckPolicy{Within: pol.Within, Quorum: pol.Quorum, Ladder: pol.Ladder, Deputy: pol.Deputy},
 			Targets: []Target{{Channels: []string{ch}, Event: event, selector: &subscribers.Selector{IDs: subs}}}}
-		err := e.p.each(tx, req, now, "", func(nd *store.NewDelivery, _ templates.Rendered, _ string, renderErr error) error {
+		err := e.p.each(tx, req, now, "", func(j *planJob, _ templates.Rendered, renderErr error) error {
 			if renderErr != nil {
 				return renderErr
 			}
+			nd := &j.nd
 			nd.IncidentID = pol.IncidentID
 			nd.EscalatesID = who[nd.SubscriberID].from
+			nd.Rule = rules[nd.EscalatesID]
 			nd.Ack = nd.Status != store.StatusSuppressed
 			status[nd.SubscriberID] = nd.Status
 			return enq.Add(nd)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +23,10 @@ type Audience struct {
 
 // Target is one audience reached over some channels with one template event.
 type Target struct {
+	// Rule names the alert rule (or the briefing) this target comes from;
+	// every delivery it plans records it, so an incident's later events
+	// can find everyone the rule reached.
+	Rule     string
 	Audience string
 	Channels []string
 	// Event names the templates to render: alert, update, resolve,
@@ -33,6 +36,23 @@ type Target struct {
 	// instead of sending them: a minor update that the next briefing
 	// carries.
 	Fold bool
+	// FollowUp, for an incident's update or resolution, also selects
+	// everyone an earlier delivery about the incident on Rule reached
+	// (see followUps), whatever the audience selects now, in their own
+	// language and over Channels: who was told hears the end. Those it
+	// cannot tell (no address now, opted out, no longer subscribers) get a
+	// suppressed row saying why.
+	FollowUp bool
+	// FollowUpOnly selects nobody through the audience: only those
+	// FollowUp adds. The rule would not alert on the incident as it is
+	// now (below its min_severity), but still tells the people it told.
+	FollowUpOnly bool
+	// Withhold, when set, is why the target sends nothing: everyone Rule
+	// reached before gets a suppressed row with this reason and
+	// WithholdDetail, and the audience selects nobody (a rule whose on no
+	// longer lists the event: reason rule_not_on_event).
+	Withhold       string
+	WithholdDetail string
 	// selector, when set, is used instead of the named audience (an
 	// escalation rung to named subscribers).
 	selector *subscribers.Selector
@@ -244,7 +264,9 @@ func (p *Planner) chunkable(req Request) bool {
 		return false
 	}
 	for _, t := range req.Targets {
-		if t.selector != nil {
+		// An incident's follow-ups are planned with the incident's change
+		// (PlanTx); precheck could not see who they reach.
+		if t.selector != nil || t.FollowUp {
 			return false
 		}
 	}
@@ -353,7 +375,8 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 	// Chunks: the first is small so the first message goes at once; the
 	// rest are larger so planning keeps its pace.
 	limit, inChunk, last, committed := p.firstChunk, 0, "", resumed
-	err = p.each(tx, req, now, cursor, func(nd *store.NewDelivery, r templates.Rendered, locale string, renderErr error) error {
+	err = p.each(tx, req, now, cursor, func(j *planJob, r templates.Rendered, renderErr error) error {
+		nd := &j.nd
 		if chunked && nd.SubscriberID != last && last != "" && inChunk >= limit {
 			// A subscriber's deliveries are never split across chunks, so
 			// the cursor says exactly who is planned.
@@ -394,7 +417,7 @@ func (p *Planner) planTx(tx *store.Tx, req Request, chunked bool) (Outcome, erro
 		nd.Ack = req.Ack != nil && nd.Status != store.StatusSuppressed && nd.Status != store.StatusFailed
 		nd.EscalatesID = req.EscalatesID
 		if nd.Reason == "capped" {
-			if err := p.foldIntoDigest(tx, nd, r, locale, now); err != nil {
+			if err := p.foldIntoDigest(tx, nd, r, j.locale, now); err != nil {
 				return err
 			}
 			nd.Subject, nd.Text, nd.HTML = "", "", "" // the digest carries it; no body is stored twice
@@ -497,145 +520,6 @@ func (p *Planner) precheck(tx *store.Tx, req Request) error {
 	return nil
 }
 
-// each selects every target's audience and renders one delivery per
-// subscriber × channel, handing each to fn in subscriber order, from one
-// goroutine. Rendering runs in parallel (see renderPipeline). A subscriber
-// reached on the same channel through two targets gets the first target's
-// message only.
-func (p *Planner) each(tx *store.Tx, req Request, now time.Time, after string, fn func(nd *store.NewDelivery, r templates.Rendered, locale string, renderErr error) error) error {
-	optOuts, err := tx.OptOuts()
-	if err != nil {
-		return err
-	}
-	base, err := p.baseData(tx, req, now)
-	if err != nil {
-		return err
-	}
-	deadline := now.Add(p.retry.Deadline)
-	priority := 0
-	if req.Critical {
-		priority = 2
-	} else if req.Incident != nil && req.Incident.Severity == incidents.Major {
-		priority = 1
-	}
-	var nations []string
-	if req.Incident != nil {
-		nations = req.Incident.Nations()
-	}
-	zones := map[string]*time.Location{}
-	rc, err := p.newRecipients(tx, req, base, now)
-	if err != nil {
-		return err
-	}
-	caps, err := p.capCounts(tx, req, now)
-	if err != nil {
-		return err
-	}
-	pl := startPipeline(p.tmpl, func(j *planJob) error {
-		var r templates.Rendered
-		if j.slot != nil {
-			if err := j.slot.err; err != nil {
-				return fn(&j.nd, r, j.locale, fmt.Errorf("plan %s: render %s %s for %s (locale %s): %w; nothing was sent", req.Key, j.event, j.nd.Kind, j.nd.SubscriberID, j.locale, err))
-			}
-			r = j.slot.fitted(p.channels[j.nd.Channel].MaxSegments, j.locale)
-			j.nd.Subject, j.nd.Text, j.nd.HTML, j.nd.Segments = r.Subject, r.Text, r.HTML, r.Segments
-		}
-		return fn(&j.nd, r, j.locale, nil)
-	})
-	// Messages whose templates do not use the recipient's id or name are
-	// rendered once per group of recipients who share everything else.
-	groups := map[renderGroup]*renderSlot{}
-	var seen []string // channels already planned for this subscriber
-	err = tx.EachSubscriberAfter(after, func(s *subscribers.Subscriber) error {
-		var data *templates.Data
-		seen = seen[:0]
-		for _, t := range req.Targets {
-			sel := p.audiences[t.Audience].Selector
-			if t.selector != nil {
-				sel = *t.selector
-			}
-			if req.Incident == nil {
-				// Without an incident there are no affected nations to
-				// narrow the audience by: everyone in it is meant.
-				sel.IncidentNations = false
-			}
-			if !sel.Match(s, nations) {
-				continue
-			}
-			loc := zone(zones, s.TimeZone)
-			if data == nil {
-				data = rc.data(s, loc)
-				p.fillAck(data, req, s, loc, now)
-			}
-			for _, chName := range t.Channels {
-				if slices.Contains(seen, chName) {
-					continue // the same subscriber × channel through another target
-				}
-				seen = append(seen, chName)
-				kind := p.kinds[chName]
-				j := planJob{event: t.Event, locale: s.Locale, nd: store.NewDelivery{SubscriberID: s.ID, Channel: chName, Kind: string(kind),
-					Address: s.Address(kind), Priority: priority, Status: store.StatusQueued, Deadline: deadline}}
-				nd := &j.nd
-				rules := p.channels[chName]
-				listed := optOuts[string(kind)+":"+nd.Address]
-				override := listed && req.Critical && p.criticalOverridesOptOut && !s.HasOptedOut(kind)
-				switch {
-				case nd.Address == "":
-					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "no_address", fmt.Sprintf("%s has no %s address", s.ID, kind)
-				case s.HasOptedOut(kind) || listed && !override:
-					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "opted_out", fmt.Sprintf("%s opted out of %s", s.ID, kind)
-				case t.Fold:
-					nd.Status, nd.Reason, nd.Detail = store.StatusSuppressed, "folded", "minor update: carried by the next briefing instead"
-				default:
-					// A message over the per-subscriber cap is still rendered:
-					// PlanTx folds its text into the subscriber's digest.
-					if rules.CapMax > 0 && !req.Critical && caps.over(chName, s.ID, rules.CapMax) {
-						nd.Status, nd.Reason = store.StatusSuppressed, "capped"
-						nd.Detail = fmt.Sprintf("over %d messages per %s on %s", rules.CapMax, rules.CapWindow, chName)
-					}
-					d, withheld := rc.forChannel(s, data, rules.MaxMarking)
-					j.data, j.render = d, true
-					if !p.personal(t.Event, kind, s.Locale, d) {
-						g := renderGroup{event: t.Event, kind: kind, locale: s.Locale, zone: s.TimeZone, nations: strings.Join(s.Nations, ";"),
-							since: rc.sinceKey(s), withheld: withheld}
-						if slot, ok := groups[g]; ok {
-							j.slot, j.render = slot, false
-						} else if len(groups) < maxRenderGroups {
-							j.slot = &renderSlot{}
-							groups[g] = j.slot
-						}
-					}
-					if s.QuietHours != nil && !req.Critical && nd.Status == store.StatusQueued {
-						quietNow := now
-						if !req.resumedAt.IsZero() {
-							quietNow = req.resumedAt
-						}
-						if end, ok := quietEnd(*s.QuietHours, quietNow, loc); ok {
-							nd.NextAt, nd.Reason = end, "quiet_hours"
-							nd.Detail = "deferred until quiet hours end at " + end.In(loc).Format("15:04 MST")
-							if nd.Deadline.Before(end.Add(p.retry.Deadline)) {
-								nd.Deadline = end.Add(p.retry.Deadline)
-							}
-						}
-					}
-				}
-				if override && nd.Status == store.StatusQueued {
-					nd.Reason = "opt_out_overridden"
-					nd.Detail = fmt.Sprintf("%s opted out of %s; sent anyway: critical, and sms_replies.critical_overrides_opt_out is on", s.ID, kind)
-				}
-				if !pl.add(j) {
-					return errPlanStopped
-				}
-			}
-		}
-		return nil
-	})
-	if werr := pl.finish(); werr != nil {
-		return werr // the writer's error is the cause when selection stopped
-	}
-	return err
-}
-
 // foldIntoDigest adds a capped message to the subscriber's digest for the
 // channel's current cap window: one message, queued until the window ends,
 // listing everything held back (the first line of each).
@@ -719,6 +603,7 @@ func (p *Planner) baseData(tx *store.Tx, req Request, now time.Time) (templates.
 		d.IncidentID, d.Title, d.Severity, d.Status, d.Summary, d.UpdateText = inc.IncidentID, inc.Title, inc.Severity, inc.Status, inc.Summary, inc.UpdateText
 		d.OpenedAt, d.UpdatedAt, d.Impacts, d.Timeline = inc.OpenedAt, inc.UpdatedAt, inc.Impacts, inc.Timeline
 		d.Marking = inc.Marking
+		d.ImpactChanges = impactChanges(req.Incident)
 		if p.dashboard != "" {
 			d.DashboardURL = strings.TrimSuffix(p.dashboard, "/") + "/incidents/" + req.Incident.ID
 		}
@@ -740,6 +625,20 @@ func incidentData(inc *incidents.Incident) templates.Incident {
 	}
 	if n := len(inc.Timeline); n > 0 {
 		out.UpdateText = inc.Timeline[n-1].Text
+	}
+	return out
+}
+
+// impactChanges are the cells the incident's latest timeline entry (the
+// event being sent) changed, for the templates to say what was restored.
+func impactChanges(inc *incidents.Incident) []templates.ImpactChange {
+	n := len(inc.Timeline)
+	if n == 0 {
+		return nil
+	}
+	var out []templates.ImpactChange
+	for _, c := range inc.Changes(inc.Timeline[n-1].Seq) {
+		out = append(out, templates.ImpactChange{Service: c.Service, Nation: c.Nation, From: string(c.From), To: string(c.To), Workaround: c.Workaround})
 	}
 	return out
 }

@@ -23,6 +23,12 @@ type Preview struct {
 	HTML       string             `json:"html,omitempty"`
 	Encoding   templates.Encoding `json:"encoding,omitempty"`
 	Segments   int                `json:"segments,omitempty"`
+	// Rule is the alert rule the message comes from (incident events).
+	Rule string `json:"rule,omitempty"`
+	// FollowUp is set when the subscriber gets (or is not sent) this
+	// message because an earlier delivery about the incident on Rule
+	// reached them, not because the audience selects them now.
+	FollowUp bool `json:"follow_up,omitempty"`
 }
 
 // Preview renders what req would send, to the subscribers keep accepts,
@@ -32,19 +38,21 @@ func (p *Planner) Preview(ctx context.Context, st *store.Store, req Request, kee
 		return nil, err
 	}
 	var out []Preview
-	err := p.dryRun(ctx, st, req, func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
-		if keep != nil && !keep(nd.SubscriberID) {
+	err := p.dryRun(ctx, st, req, func(j *planJob, r templates.Rendered) error {
+		if keep != nil && !keep(j.nd.SubscriberID) {
 			return nil
 		}
-		out = append(out, preview(nd, r, locale))
+		out = append(out, preview(j, r))
 		return nil
 	})
 	return out, err
 }
 
-func preview(nd *store.NewDelivery, r templates.Rendered, locale string) Preview {
-	return Preview{Subscriber: nd.SubscriberID, Locale: locale, Channel: nd.Channel, Kind: nd.Kind, Address: nd.Address, Status: nd.Status,
-		Reason: nd.Reason, Detail: nd.Detail, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Encoding: r.Encoding, Segments: r.Segments}
+func preview(j *planJob, r templates.Rendered) Preview {
+	nd := &j.nd
+	return Preview{Subscriber: nd.SubscriberID, Locale: j.locale, Channel: nd.Channel, Kind: nd.Kind, Address: nd.Address, Status: nd.Status,
+		Reason: nd.Reason, Detail: nd.Detail, Subject: r.Subject, Text: r.Text, HTML: r.HTML, Encoding: r.Encoding, Segments: r.Segments,
+		Rule: nd.Rule, FollowUp: j.followUp}
 }
 
 // Price is what one SMS segment costs on a channel.
@@ -57,15 +65,20 @@ type Price struct {
 // over which channel and in which language, who would not be told and why,
 // one rendered sample per channel × language, and the SMS bill.
 type Preflight struct {
-	Recipients    int                          `json:"recipients"` // distinct subscribers with at least one message
-	Messages      int                          `json:"messages"`
-	Channels      map[string]*ChannelPreflight `json:"channels"`
-	Suppressed    []Preview                    `json:"suppressed"` // without bodies
-	Deferred      []Preview                    `json:"deferred"`   // quiet hours, without bodies
-	Samples       []Preview                    `json:"samples"`    // one per channel × language
-	TotalSegments int                          `json:"total_segments"`
-	EstimatedCost float64                      `json:"estimated_cost"`
-	Currency      string                       `json:"currency,omitempty"`
+	Recipients int                          `json:"recipients"` // distinct subscribers with at least one message
+	Messages   int                          `json:"messages"`
+	Channels   map[string]*ChannelPreflight `json:"channels"`
+	Suppressed []Preview                    `json:"suppressed"` // without bodies
+	Deferred   []Preview                    `json:"deferred"`   // quiet hours, without bodies
+	// FollowUps are the messages to people the audience does not select
+	// now, sent because an earlier delivery about the incident reached
+	// them (an update or the resolution), without bodies. Those of them
+	// who will not be told are in Suppressed, with the reason.
+	FollowUps     []Preview `json:"follow_ups"`
+	Samples       []Preview `json:"samples"` // one per channel × language
+	TotalSegments int       `json:"total_segments"`
+	EstimatedCost float64   `json:"estimated_cost"`
+	Currency      string    `json:"currency,omitempty"`
 }
 
 // ChannelPreflight is one channel's share of a pre-flight.
@@ -74,6 +87,7 @@ type ChannelPreflight struct {
 	Messages      int            `json:"messages"`
 	ByLocale      map[string]int `json:"by_locale"`
 	Suppressed    int            `json:"suppressed"`
+	FollowUps     int            `json:"follow_ups,omitempty"` // of Messages, those to people told before (see Preflight.FollowUps)
 	Segments      int            `json:"segments,omitempty"`
 	EstimatedCost float64        `json:"estimated_cost,omitempty"`
 	Currency      string         `json:"currency,omitempty"`
@@ -85,10 +99,11 @@ func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, p
 	if err := p.check(req); err != nil {
 		return Preflight{}, err
 	}
-	pf := Preflight{Channels: map[string]*ChannelPreflight{}, Suppressed: []Preview{}, Deferred: []Preview{}, Samples: []Preview{}}
+	pf := Preflight{Channels: map[string]*ChannelPreflight{}, Suppressed: []Preview{}, Deferred: []Preview{}, FollowUps: []Preview{}, Samples: []Preview{}}
 	people := map[string]bool{}
 	sampled := map[string]bool{}
-	err := p.dryRun(ctx, st, req, func(nd *store.NewDelivery, r templates.Rendered, locale string) error {
+	err := p.dryRun(ctx, st, req, func(j *planJob, r templates.Rendered) error {
+		nd, locale := &j.nd, j.locale
 		cp := pf.Channels[nd.Channel]
 		if cp == nil {
 			cp = &ChannelPreflight{Kind: nd.Kind, ByLocale: map[string]int{}}
@@ -96,11 +111,15 @@ func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, p
 		}
 		if nd.Status == store.StatusSuppressed {
 			cp.Suppressed++
-			pf.Suppressed = append(pf.Suppressed, preview(nd, templates.Rendered{}, locale))
+			pf.Suppressed = append(pf.Suppressed, preview(j, templates.Rendered{}))
 			return nil
 		}
 		if nd.Reason == "quiet_hours" {
-			pf.Deferred = append(pf.Deferred, preview(nd, templates.Rendered{}, locale))
+			pf.Deferred = append(pf.Deferred, preview(j, templates.Rendered{}))
+		}
+		if j.followUp {
+			cp.FollowUps++
+			pf.FollowUps = append(pf.FollowUps, preview(j, templates.Rendered{}))
 		}
 		people[nd.SubscriberID] = true
 		pf.Messages++
@@ -119,7 +138,7 @@ func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, p
 		}
 		if k := nd.Channel + "/" + locale; !sampled[k] {
 			sampled[k] = true
-			pf.Samples = append(pf.Samples, preview(nd, r, locale))
+			pf.Samples = append(pf.Samples, preview(j, r))
 		}
 		return nil
 	})
@@ -129,14 +148,14 @@ func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, p
 
 // dryRun renders what req would plan and hands each delivery to fn, inside
 // a transaction that is always rolled back: nothing is written.
-func (p *Planner) dryRun(ctx context.Context, st *store.Store, req Request, fn func(*store.NewDelivery, templates.Rendered, string) error) error {
+func (p *Planner) dryRun(ctx context.Context, st *store.Store, req Request, fn func(*planJob, templates.Rendered) error) error {
 	errRollback := errors.New("dry run: roll back")
 	err := st.Write(ctx, func(tx *store.Tx) error {
-		err := p.each(tx, req, p.now(), "", func(nd *store.NewDelivery, r templates.Rendered, locale string, renderErr error) error {
+		err := p.each(tx, req, p.now(), "", func(j *planJob, r templates.Rendered, renderErr error) error {
 			if renderErr != nil {
 				return renderErr
 			}
-			return fn(nd, r, locale)
+			return fn(j, r)
 		})
 		if err != nil {
 			return err

@@ -25,31 +25,48 @@ type planJob struct {
 	slot   *renderSlot
 	render bool
 	own    renderSlot // the slot of a job rendered for itself alone
+	// pointer ends the SMS if it must be cut to the channel's segment
+	// cap (see smsPointers).
+	pointer string
+	// followUp is set when the subscriber was selected because an earlier
+	// delivery about the incident reached them, not by the audience now.
+	followUp bool
 }
 
 // renderSlot is one rendered message.
 type renderSlot struct {
 	r   templates.Rendered
 	err error
-	// fit is r shortened to a channel's segment cap, made once by the
-	// writer (the only goroutine that reads slots after rendering).
-	fit    templates.Rendered
-	fitMax int
+	// fits are r shortened to a channel's segment cap with a pointer,
+	// each made once by the writer (the only goroutine that reads slots
+	// after rendering). Recipients of one render group share at most a
+	// few pointers (see smsPointers).
+	fits []fit
+}
+
+// fit is a message cut to max segments, ending with pointer.
+type fit struct {
+	max     int
+	pointer string
+	r       templates.Rendered
 }
 
 // fitted returns the rendered message within max SMS segments (0: no
-// cap): shortened at a word boundary with a pointer to the full text.
-func (s *renderSlot) fitted(max int, locale string) templates.Rendered {
+// cap): shortened at a word boundary, ending with pointer.
+func (s *renderSlot) fitted(max int, pointer string) templates.Rendered {
 	if max <= 0 || s.r.Segments <= max || s.r.Encoding == "" {
 		return s.r
 	}
-	if s.fitMax != max {
-		s.fit = s.r
-		s.fit.Text = templates.FitSMS(s.r.Text, max, templates.SMSPointer(locale))
-		s.fit.Encoding, s.fit.Segments = templates.SMSSegments(s.fit.Text)
-		s.fitMax = max
+	for _, f := range s.fits {
+		if f.max == max && f.pointer == pointer {
+			return f.r
+		}
 	}
-	return s.fit
+	r := s.r
+	r.Text = templates.FitSMS(s.r.Text, max, pointer)
+	r.Encoding, r.Segments = templates.SMSSegments(r.Text)
+	s.fits = append(s.fits, fit{max: max, pointer: pointer, r: r})
+	return r
 }
 
 // renderGroup is what the output of a non-personal template can depend on

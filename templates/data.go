@@ -74,6 +74,12 @@ type Data struct {
 	Impacts []Impact
 	// Timeline is the incident's updates, newest last.
 	Timeline []Entry
+	// ImpactChanges, for an incident event, are the service × nation
+	// cells this event changed, in the order it lists them, each with its
+	// status before (From; "" when the event first lists the cell) and
+	// now. Templates pick the recipient's nations with changesIn and the
+	// services brought back with restored ("Restored: Referrals (Wales).").
+	ImpactChanges []ImpactChange
 
 	// ResolvedAt is when the incident was resolved; zero while it is
 	// active. Resolve templates print it, falling back to UpdatedAt.
@@ -180,15 +186,17 @@ type Entry struct {
 	Marking string
 }
 
-// ImpactChange is one service × nation cell that changed since the
-// recipient's previous briefing.
+// ImpactChange is one service × nation cell that changed: since the
+// recipient's previous briefing (Incident.ImpactChanges), or in the event
+// being sent (Data.ImpactChanges).
 type ImpactChange struct {
 	// Service is the service's display name.
 	Service string
 	// Nation is a canonical nation id.
 	Nation string
-	// From is the impact status at the previous briefing; "" when the cell
-	// was not listed then (a newly affected service).
+	// From is the impact status at the previous briefing (or before the
+	// event); "" when the cell was not listed then (a newly affected
+	// service).
 	From string
 	// To is the impact status now.
 	To string

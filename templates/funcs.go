@@ -12,14 +12,15 @@ import (
 // itself is written per locale; only values that come from data are
 // translated here.
 type words struct {
-	days     [7]string  // Sunday first, as time.Weekday counts
-	months   [12]string // January first
-	nations  map[string]string
-	severity map[string]string
-	status   map[string]string // incident statuses and impact statuses
-	marking  map[string]string // protective markings as printed in banners
-	withheld string            // WithheldNotice
-	pointer  string            // SMSPointer
+	days        [7]string  // Sunday first, as time.Weekday counts
+	months      [12]string // January first
+	nations     map[string]string
+	severity    map[string]string
+	status      map[string]string // incident statuses and impact statuses
+	marking     map[string]string // protective markings as printed in banners
+	withheld    string            // WithheldNotice
+	pointer     string            // SMSPointer
+	linkPointer string            // SMSLinkPointer, before the link
 }
 
 // localeWords returns the vocabulary of a supported locale, or nil. A new
@@ -38,9 +39,10 @@ func localeWords(locale string) *words {
 				"investigating": "Investigating", "identified": "Cause identified", "monitoring": "Monitoring", "resolved": "Resolved",
 				"operational": "Operational", "degraded": "Degraded", "outage": "Outage", "restored": "Restored",
 			},
-			marking:  map[string]string{"OFFICIAL": "OFFICIAL", "OFFICIAL-SENSITIVE": "OFFICIAL-SENSITIVE"},
-			withheld: "Sensitive details have been withheld from this channel. A full briefing has been sent by email.",
-			pointer:  " … full details by email",
+			marking:     map[string]string{"OFFICIAL": "OFFICIAL", "OFFICIAL-SENSITIVE": "OFFICIAL-SENSITIVE"},
+			withheld:    "Sensitive details have been withheld from this channel. A full briefing has been sent by email.",
+			pointer:     " … full details by email",
+			linkPointer: " … more: ",
 		}
 	case "cy":
 		return &words{
@@ -60,8 +62,9 @@ func localeWords(locale string) *words {
 				"OFFICIAL":           "SWYDDOGOL / OFFICIAL",
 				"OFFICIAL-SENSITIVE": "SWYDDOGOL-SENSITIF / OFFICIAL-SENSITIVE",
 			},
-			withheld: "Mae manylion sensitif wedi'u hatal o'r sianel hon. Mae briff llawn wedi'i anfon drwy e-bost.",
-			pointer:  " … manylion llawn drwy e-bost",
+			withheld:    "Mae manylion sensitif wedi'u hatal o'r sianel hon. Mae briff llawn wedi'i anfon drwy e-bost.",
+			pointer:     " … manylion llawn drwy e-bost",
+			linkPointer: " … mwy: ",
 		}
 	}
 	return nil
@@ -153,6 +156,8 @@ func funcMap(w *words) template.FuncMap {
 			return t.Format("15:04")
 		},
 		"disrupted":   disrupted,
+		"changesIn":   changesIn,
+		"restored":    restored,
 		"workarounds": workarounds,
 		"allImpacts":  allImpacts,
 	}
@@ -217,6 +222,36 @@ func byNation(impacts []Impact) []NationImpacts {
 		}
 		if !known {
 			add(im)
+		}
+	}
+	return out
+}
+
+// changesIn keeps the impact changes in any of nations; an empty list
+// means every nation, as for impactsIn.
+func changesIn(changes []ImpactChange, nations []string) []ImpactChange {
+	if len(nations) == 0 {
+		return changes
+	}
+	var out []ImpactChange
+	for _, c := range changes {
+		for _, n := range nations {
+			if c.Nation == n {
+				out = append(out, c)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// restored keeps the changes that brought a disrupted service back: from
+// degraded or outage to restored or operational.
+func restored(changes []ImpactChange) []ImpactChange {
+	var out []ImpactChange
+	for _, c := range changes {
+		if isDisrupted(c.From) && (c.To == "restored" || c.To == "operational") {
+			out = append(out, c)
 		}
 	}
 	return out

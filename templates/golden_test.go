@@ -25,8 +25,9 @@ type goldenCase struct {
 
 // goldenCases are the samples with golden files: the main sample for
 // everything, the first briefing for every briefing kind, the main
-// sample as the planner withholds it from SMS and Slack, and the main
-// sample asking for acknowledgement for every event that can ask.
+// sample as the planner withholds it from SMS and Slack, the main
+// sample asking for acknowledgement for every event that can ask, and an
+// update and a resolution that restore a service in the recipient's nation.
 func goldenCases() []goldenCase {
 	return []goldenCase{
 		{"", SampleDataFor, Events(), channels.Kinds},
@@ -34,7 +35,29 @@ func goldenCases() []goldenCase {
 		{"withheld", withheldSample, []string{EventAlert, EventUpdate, EventResolve, EventBriefing},
 			[]channels.Kind{channels.KindSMS, channels.KindSlack}},
 		{"ack", SampleAck, []string{EventAlert, EventUpdate, EventMessage}, channels.Kinds},
+		{"restored", restoredSample, []string{EventUpdate, EventResolve}, channels.Kinds},
 	}
+}
+
+// restoredSample is SampleDataFor(locale) for the update that restores
+// patient referrals in Wales, seen by the clinician in Wales who was told
+// they were down: what came back, and what is still out.
+func restoredSample(locale string) Data {
+	d := SampleDataFor(locale)
+	referrals, text := "Patient referrals", "Referrals in Wales are working again. Emergency prescriptions remain on paper."
+	if locale == "cy" {
+		referrals, text = "Atgyfeiriadau cleifion", "Mae atgyfeiriadau yng Nghymru yn gweithio eto. Mae presgripsiynau brys yn dal ar bapur."
+	}
+	d.Impacts = slices.Clone(d.Impacts)
+	for i := range d.Impacts {
+		if d.Impacts[i].Service == referrals && d.Impacts[i].Nation == "wales" {
+			d.Impacts[i].Status, d.Impacts[i].Workaround = "restored", ""
+		}
+	}
+	d.ImpactChanges = []ImpactChange{{Service: referrals, Nation: "wales", From: "degraded", To: "restored"}}
+	d.UpdateText = text
+	d.Timeline = append(slices.Clone(d.Timeline), Entry{At: d.UpdatedAt, Status: d.Status, Text: text})
+	return d
 }
 
 // withheldSample is SampleDataFor(locale) as the planner prepares it for a
@@ -156,6 +179,10 @@ func TestSet_Render_SMSBudget(t *testing.T) {
 		{"withheld briefing", "cy", EventBriefing, withheldSample, 3},
 		{"alert asking for acknowledgement", "en", EventAlert, SampleAck, 2},
 		{"alert asking for acknowledgement", "cy", EventAlert, SampleAck, 4},
+		{"update restoring a service", "en", EventUpdate, restoredSample, 2},
+		{"update restoring a service", "cy", EventUpdate, restoredSample, 3},
+		{"resolution", "en", EventResolve, restoredSample, 2},
+		{"resolution", "cy", EventResolve, restoredSample, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.locale+"/"+tt.name, func(t *testing.T) {

@@ -12,7 +12,19 @@ func WithheldNotice(locale string) string { return wordsOrEnglish(locale).withhe
 // space, in the locale's language. Its ellipsis becomes "..." in FitSMS, so
 // it costs no UCS-2; the Welsh pointer uses only GSM-7 letters so that it
 // never turns a plain message into UCS-2 by itself.
+// The planner uses it only for a recipient who is being sent an email in
+// the same trigger.
 func SMSPointer(locale string) string { return wordsOrEnglish(locale).pointer }
+
+// SMSLinkPointer is what FitSMS appends to a shortened SMS whose
+// recipient gets no email with it but can read the rest at url (the
+// incident's page): " … more: crier.example.org/incidents/INC-1", in the
+// locale's language.
+func SMSLinkPointer(locale, url string) string { return wordsOrEnglish(locale).linkPointer + url }
+
+// SMSEllipsis is what FitSMS appends to a shortened SMS when there is
+// nowhere to point its recipient: the ellipsis alone (it becomes "...").
+const SMSEllipsis = " …"
 
 // wordsOrEnglish returns the locale's vocabulary, or English's.
 func wordsOrEnglish(locale string) *words {

@@ -405,7 +405,7 @@ func dataField(name string) fieldClass {
 	case "Event", "Trigger", "Now", "NowLocal",
 		"RecipientLocale", "RecipientTimeZone", "RecipientNations",
 		"IncidentID", "Title", "Severity", "Status", "Summary", "UpdateText", "OpenedAt", "UpdatedAt",
-		"Impacts", "Timeline", "Incidents", "BriefingName", "NextBriefing", "Subject", "Body", "DashboardURL",
+		"Impacts", "Timeline", "ImpactChanges", "Incidents", "BriefingName", "NextBriefing", "Subject", "Body", "DashboardURL",
 		"ResolvedAt", "Marking", "Withheld", "NextUpdate", "NextUpdateAt",
 		"Resolved", "PreviousBriefing", "NextBriefingAt",
 		"AckRequired", "AckBy", "AckByAt", "AckReply":

@@ -206,7 +206,8 @@ func SampleDataFor(locale string) Data {
 		UpdatedAt:         outage.UpdatedAt,
 		Impacts:           outage.Impacts,
 		Timeline:          outage.Timeline,
-		ResolvedAt:        at(16, 6, 50), // for the resolve templates, which render this sample too
+		ImpactChanges:     outage.ImpactChanges[1:], // the latest update restored referrals in Northern Ireland
+		ResolvedAt:        at(16, 6, 50),            // for the resolve templates, which render this sample too
 		Marking:           outage.Marking,
 		NextUpdate:        outage.NextUpdate,
 		NextUpdateAt:      outage.NextUpdateAt,

@@ -28,6 +28,8 @@
 //	union A B                   the incidents of A, then those of B not already in A (by IncidentID)
 //	allImpacts INCIDENTS        every impact of every incident, in order
 //	disrupted IMPACTS           the impacts whose status is degraded or outage
+//	changesIn CHANGES NATIONS   the impact changes ([]ImpactChange) in any of NATIONS; all of them when NATIONS is empty
+//	restored CHANGES            the impact changes that brought a service back (degraded or outage → restored or operational)
 //	workarounds IMPACTS         the disrupted impacts that have a workaround: the actions in force
 //	marking M                   a protective marking as a banner prints it (cy adds the Welsh term)
 //	sensitive M                 true for a marking above OFFICIAL ("" and OFFICIAL are not)

@@ -27,8 +27,13 @@ func previewCmd(e *env) *cobra.Command {
 		Long: `Render what a trigger would send, without writing or sending anything. By default it prints every
 message; --subscriber limits it to one person; --summary prints the pre-flight instead: recipients per channel
 and language, who would not be told and why, one rendered sample per channel × language, and the total SMS
-segments with the estimated cost (price_per_segment in the channel's config).`,
+segments with the estimated cost (price_per_segment in the channel's config).
+
+For an incident's update or resolution the recipients include everyone an earlier alert about the incident
+reached, whatever the impact matrix selects now, marked "told before"; those who would not hear it are listed
+with the reason. --event resolve shows what resolving the incident now would send, before you resolve it.`,
 		Example: `  crier preview --briefing ministers-daily --subscriber minister-health
+  crier preview --incident INC-1 --event resolve --summary
   crier preview --incident INC-1 --event update --subscriber dr-morgan
   crier preview --briefing ministers-daily --summary
   crier preview --audience clinicians --channels clinician-sms --body "Use paper prescriptions" --summary`,
@@ -91,7 +96,7 @@ segments with the estimated cost (price_per_segment in the channel's config).`,
 					fmt.Fprintln(e.stdout, "(nobody would receive this)")
 				}
 				for _, p := range list {
-					fmt.Fprintf(e.stdout, "=== %s via %s (%s) to %q: %s %s\n", p.Subscriber, p.Channel, p.Kind, p.Address, p.Status, p.Reason)
+					fmt.Fprintf(e.stdout, "=== %s via %s (%s) to %q: %s %s%s\n", p.Subscriber, p.Channel, p.Kind, p.Address, p.Status, p.Reason, toldBefore(p))
 					if p.Detail != "" {
 						fmt.Fprintf(e.stdout, "    %s\n", p.Detail)
 					}
@@ -164,7 +169,13 @@ func printPreflight(w io.Writer, pf dispatch.Preflight) {
 	if len(pf.Suppressed) > 0 {
 		fmt.Fprintf(w, "\nNot told (%d):\n", len(pf.Suppressed))
 		for _, s := range pf.Suppressed {
-			fmt.Fprintf(w, "  %-22s %-16s %-11s %s\n", s.Subscriber, s.Channel, s.Reason, s.Detail)
+			fmt.Fprintf(w, "  %-22s %-16s %-18s %s\n", s.Subscriber, s.Channel, s.Reason, s.Detail)
+		}
+	}
+	if len(pf.FollowUps) > 0 {
+		fmt.Fprintf(w, "\nTold before, so told again though the audience no longer selects them (%d):\n", len(pf.FollowUps))
+		for _, s := range pf.FollowUps {
+			fmt.Fprintf(w, "  %-22s %-16s alert rule %s\n", s.Subscriber, s.Channel, s.Rule)
 		}
 	}
 	if len(pf.Deferred) > 0 {
@@ -183,4 +194,13 @@ func printPreflight(w io.Writer, pf dispatch.Preflight) {
 		}
 		fmt.Fprintln(w, s.Text)
 	}
+}
+
+// toldBefore marks a message to someone an earlier alert about the
+// incident reached, whom the audience does not select now.
+func toldBefore(p dispatch.Preview) string {
+	if !p.FollowUp {
+		return ""
+	}
+	return " [told before, by alert rule " + p.Rule + "]"
 }

@@ -44,23 +44,41 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // incidentRequest routes an incident event through the alert rules.
+//
+// An update or a resolution also reaches everyone an earlier alert about
+// the incident reached on each rule (dispatch.Target.FollowUp): who was
+// told hears the end, whatever the matrix says now. So a rule is skipped
+// only for the opening alert: a rule the incident is no longer severe
+// enough for still tells the people it told (FollowUpOnly), and a rule
+// whose on: leaves the event out writes a suppressed row, reason
+// rule_not_on_event, for each of them (Withhold).
 func (a *app) incidentRequest(inc *incidents.Incident, u incidents.Update) dispatch.Request {
 	req := dispatch.Request{Key: fmt.Sprintf("incident:%s:%d", inc.ID, u.Seq), Kind: "incident", Name: u.Kind, Incident: inc,
 		Critical: inc.Severity == incidents.Critical}
+	followUp := u.Kind == "update" || u.Kind == "resolve"
 	for _, name := range sortedKeys(a.cfg.Alerts) {
 		r := a.cfg.Alerts[name]
-		if !slices.Contains(r.On, u.Kind) {
-			continue
-		}
-		if !inc.Severity.AtLeast(incidents.Severity(r.MinSeverity)) {
-			continue
-		}
+		t := dispatch.Target{Rule: name, Audience: r.Audience, Channels: r.Channels, Event: alertEvent(r, u.Kind),
+			Fold: r.FoldMinor && inc.Severity == incidents.Minor, FollowUp: followUp}
+		severe := inc.Severity.AtLeast(incidents.Severity(r.MinSeverity))
 		if aud := a.cfg.Audiences[r.Audience]; aud != nil && !inc.Severity.AtLeast(incidents.Severity(aud.MinSeverity)) {
-			continue
+			severe = false
 		}
-		req.Targets = append(req.Targets, dispatch.Target{Audience: r.Audience, Channels: r.Channels, Event: alertEvent(r, u.Kind),
-			Fold: r.FoldMinor && inc.Severity == incidents.Minor})
-		if req.Ack == nil && r.Ack != nil {
+		switch {
+		case !slices.Contains(r.On, u.Kind):
+			if !followUp {
+				continue
+			}
+			t.Withhold = dispatch.ReasonRuleNotOnEvent
+			t.WithholdDetail = fmt.Sprintf("alert rule %s does not send %s events (on: %s)", name, u.Kind, strings.Join(r.On, ", "))
+		case !severe:
+			if !followUp {
+				continue
+			}
+			t.FollowUpOnly = true
+		}
+		req.Targets = append(req.Targets, t)
+		if req.Ack == nil && r.Ack != nil && t.Withhold == "" {
 			req.Ack = ackPolicy(r.Ack) // the first rule that asks sets the policy
 		}
 	}
@@ -129,7 +147,7 @@ func (a *app) Brief(ctx context.Context, name string, due time.Time) (dispatch.O
 		title = name
 	}
 	req := dispatch.Request{Key: "briefing:" + name + ":" + due.UTC().Format("2006-01-02T15:04Z"), Kind: "briefing", Name: name,
-		BriefingName: title, Targets: []dispatch.Target{{Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
+		BriefingName: title, Targets: []dispatch.Target{{Rule: name, Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
 	if spec := a.schedule[name]; spec != "" {
 		if s, err := scheduler.Parse(spec); err == nil {
 			req.NextBriefing = s.Next(a.env.now())
@@ -284,7 +302,7 @@ func (a *app) previewRequest(ctx context.Context, r server.PreflightRequest) (di
 			return dispatch.Request{}, fmt.Errorf("%w: briefing %q is not in the config (known: %s)", server.ErrBadRequest, r.Briefing, strings.Join(sortedKeys(a.cfg.Briefings), ", "))
 		}
 		req := dispatch.Request{Key: "preview", Kind: "briefing", Name: r.Briefing, BriefingName: b.Title,
-			Targets: []dispatch.Target{{Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
+			Targets: []dispatch.Target{{Rule: r.Briefing, Audience: b.Audience, Channels: b.Channels, Event: b.Template}}}
 		if s, err := scheduler.Parse(b.Schedule); err == nil && b.Schedule != "" {
 			req.NextBriefing = s.Next(a.env.now())
 		}
@@ -297,7 +315,18 @@ func (a *app) previewRequest(ctx context.Context, r server.PreflightRequest) (di
 	u := inc.Timeline[len(inc.Timeline)-1]
 	switch r.Event {
 	case "":
-	case "open", "update", "resolve":
+	case "resolve":
+		// What resolving it now would send: the incident as the resolution
+		// leaves it (every impact restored), to everyone the resolution
+		// would reach. An incident already resolved shows its resolution.
+		if inc.Active() {
+			if u, err = inc.Apply("resolve", incidents.Change{}, a.env.now()); err != nil {
+				return dispatch.Request{}, err
+			}
+			break
+		}
+		u = incidents.Update{Seq: u.Seq, Kind: r.Event}
+	case "open", "update":
 		u = incidents.Update{Seq: u.Seq, Kind: r.Event}
 	default:
 		return dispatch.Request{}, fmt.Errorf("%w: event %q is not open, update or resolve", server.ErrBadRequest, r.Event)
