@@ -90,11 +90,14 @@ func sendCmd(e *env) *cobra.Command {
 				return usageError{err}
 			}
 			return withApp(cmd, e, func(ctx context.Context, a *app) error {
-				out, err := a.Send(ctx, r)
+				res, err := a.Send(ctx, r)
 				if err != nil {
 					return usageError{err}
 				}
+				out := res.Outcome
 				switch {
+				case res.RepeatOf != nil:
+					fmt.Fprintln(e.stdout, a.repeatLine(res.RepeatOf, "--repeat"))
 				case out.Created:
 					fmt.Fprintf(e.stdout, "planned %d deliveries (%d suppressed) under trigger %s\n", out.Queued, out.Suppressed, out.Key)
 					printFailed(e.stdout, out)
@@ -113,7 +116,8 @@ func sendCmd(e *env) *cobra.Command {
 	f.StringVar(&r.Subject, "subject", "", "subject (email) / header (Slack)")
 	f.StringVar(&r.Body, "body", "", "message text")
 	f.BoolVar(&r.Critical, "critical", false, "send ahead of other traffic and through quiet hours")
-	f.StringVar(&r.Key, "key", "", "idempotency key: the same key never sends twice (default: content and minute)")
+	f.StringVar(&r.Key, "key", "", "idempotency key: the same key never sends twice (default: an identical message within broadcasts.repeat_window is not sent again)")
+	f.BoolVar(&r.Repeat, "repeat", false, "send it even if an identical message was sent within broadcasts.repeat_window")
 	ack.register(cmd)
 	f.DurationVar(&wait, "wait", 2*time.Minute, "how long to keep retrying deliveries before leaving them to crier serve")
 	return cmd

@@ -111,7 +111,9 @@ func (d dashApp) Preflight(ctx context.Context, c dashboard.Compose) (dispatch.P
 }
 
 // Broadcast plans c: a briefing now (as `crier brief`), or a broadcast
-// under the send button's key, so a second press plans nothing.
+// under the send button's key, so a second press plans nothing. A
+// broadcast identical to one planned within the repeat window is answered
+// with that one.
 func (d dashApp) Broadcast(ctx context.Context, c dashboard.Compose) (dispatch.Outcome, error) {
 	if c.Briefing != "" {
 		if _, err := d.request(ctx, c, ""); err != nil {
@@ -122,11 +124,12 @@ func (d dashApp) Broadcast(ctx context.Context, c dashboard.Compose) (dispatch.O
 	if c.Key == "" {
 		return dispatch.Outcome{}, fmt.Errorf("dashboard broadcast without a key")
 	}
-	req, err := d.request(ctx, c, "dashboard-"+c.Key)
-	if err != nil {
+	if _, err := d.request(ctx, c, "dashboard-"+c.Key); err != nil {
 		return dispatch.Outcome{}, err
 	}
-	return d.a.planner.Plan(ctx, d.a.st, req)
+	r := sendRequest{Audience: c.Audience, Channels: c.Channels, Subject: c.Subject, Body: c.Body, Critical: c.Critical, once: "dashboard-" + c.Key}
+	res, err := d.a.broadcast(ctx, r, false)
+	return res.Outcome, err
 }
 
 // ExportLog writes the log as `crier log --csv` or `--json` does.

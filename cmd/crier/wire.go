@@ -65,6 +65,8 @@ type app struct {
 	metrics  *metrics.Metrics
 	acks     *dispatch.AckSigner // nil without webhooks.ack_secret
 	esc      *dispatch.Escalator
+	// sameBroadcast handles identical broadcasts one at a time (see broadcast).
+	sameBroadcast keyedMutex
 }
 
 // loadConfig reads and validates the config and the templates it names,
