@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/crier-dev/crier/dashboard"
 )
 
 // broadcastAnswer is the part of POST /api/v1/broadcasts's answer the
@@ -239,5 +241,39 @@ func TestCLI_Send_Repeat(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, "--") {
 			t.Errorf("send %v: exit %d, stderr %q; want a usage error", bad, r.code, r.stderr)
 		}
+	}
+}
+
+// TestDashboard_Broadcast_Repeat: the dashboard's send button is held to
+// the same window (a message identical to one sent from the CLI is not
+// sent again), its "send it again" plans once however often it is
+// pressed, and the pre-flight page is told of the earlier one.
+func TestDashboard_Broadcast_Repeat(t *testing.T) {
+	h := exampleHarness(t)
+	h.mustRun("send", "--audience", "ministers", "--channels", "ministers-email", "--subject", "Referrals", "--body", "Paper referrals.", "--wait", "5s")
+	a, err := openApp(context.Background(), h.config, h.env(&syncBuffer{}, &syncBuffer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	d, ctx := dashApp{a}, context.Background()
+	c := dashboard.Compose{Audience: "ministers", Channels: []string{"ministers-email"}, Subject: "Referrals", Body: "Paper referrals.", Key: "0123456789abcdef01"}
+	earlier, err := d.RepeatOf(ctx, c)
+	if err != nil || earlier == nil || !autoKey.MatchString(earlier.Key) {
+		t.Fatalf("RepeatOf: %+v, %v; want the CLI's broadcast", earlier, err)
+	}
+	sent, err := d.Broadcast(ctx, c)
+	if err != nil || sent.RepeatOf == nil || sent.RepeatOf.Key != earlier.Key || sent.Created {
+		t.Fatalf("send without repeat: %+v, %v; want it answered by %s", sent, err, earlier.Key)
+	}
+	c.Repeat = true
+	for press := range 2 {
+		sent, err = d.Broadcast(ctx, c)
+		if err != nil || sent.RepeatOf != nil || sent.Key != "send:dashboard-"+c.Key || sent.Created != (press == 0) {
+			t.Fatalf("send it again, press %d: %+v, %v", press+1, sent, err)
+		}
+	}
+	if got := len(h.logRows()); got != 8 {
+		t.Errorf("%d deliveries, want 4 from the CLI and 4 from the dashboard", got)
 	}
 }

@@ -174,6 +174,20 @@ func (a *app) broadcast(ctx context.Context, r sendRequest, preflight bool) (bro
 	return res, nil
 }
 
+// recentRepeat is the broadcast identical to r planned within the repeat
+// window, if any (for a warning before r is sent).
+func (a *app) recentRepeat(ctx context.Context, r sendRequest) (*store.Trigger, error) {
+	fp := broadcastFingerprint(r)
+	rep, err := a.st.Repeats(ctx, fp, repeatKeyPrefix(fp))
+	if err != nil {
+		return nil, err
+	}
+	if tr, ok := rep.Latest(a.env.now().Add(-a.cfg.Broadcasts.RepeatWindow)); ok {
+		return &tr, nil
+	}
+	return nil, nil
+}
+
 // repeatOf answers a request with the earlier identical broadcast tr,
 // from what was just read: a repeat writes nothing, so a burst of them
 // does not queue for the database's one writer.
