@@ -34,6 +34,7 @@ type Config struct {
 	Templates   Templates             `yaml:"templates"`
 	Retry       dispatch.RetryPolicy  `yaml:"retry"`
 	Schedule    Schedule              `yaml:"schedule"`
+	Broadcasts  Broadcasts            `yaml:"broadcasts"`
 	Channels    map[string]*Channel   `yaml:"channels"`
 	Subscribers Subscribers           `yaml:"subscribers"`
 	Audiences   map[string]*Audience  `yaml:"audiences"`
@@ -87,6 +88,21 @@ type Schedule struct {
 	// Grace is how late a briefing missed while crier was down may still go out.
 	Grace time.Duration `yaml:"grace"`
 }
+
+// Broadcasts configures ad-hoc broadcasts (crier send, the API and the
+// dashboard).
+type Broadcasts struct {
+	// RepeatWindow is how long a broadcast is remembered: a broadcast
+	// without a key of its own that is identical to one planned within it
+	// is answered with that one and not sent again (default 10m).
+	RepeatWindow time.Duration `yaml:"repeat_window"`
+}
+
+// DefaultRepeatWindow is broadcasts.repeat_window when the config leaves
+// it out: longer than a client's retries, a double submission or a second
+// operator acting on the same news, shorter than the gap before a
+// deliberate reminder.
+const DefaultRepeatWindow = 10 * time.Minute
 
 // Channel is one named channel instance.
 type Channel struct {
@@ -313,6 +329,9 @@ func (c *Config) defaults() {
 	}
 	if c.Schedule.Grace == 0 {
 		c.Schedule.Grace = 2 * time.Hour
+	}
+	if c.Broadcasts.RepeatWindow == 0 {
+		c.Broadcasts.RepeatWindow = DefaultRepeatWindow
 	}
 	c.Retry.Defaults()
 	for _, ch := range c.Channels {

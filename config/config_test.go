@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/crier-dev/crier/config"
 	"github.com/crier-dev/crier/internal/fields"
@@ -346,5 +347,46 @@ func TestConfig_Parse_DriverBlocks(t *testing.T) {
 				t.Errorf("%s reported on line %d, want %d", tc.wantPath, e.Line, line)
 			}
 		})
+	}
+}
+
+// TestConfig_Parse_RepeatWindow: broadcasts.repeat_window defaults to 10m
+// and a value outside 1s..24h is refused with its key path.
+func TestConfig_Parse_RepeatWindow(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = "  repeat_window: 10m\n"
+	if !strings.Contains(string(raw), line) {
+		t.Fatalf("the example no longer has %q", line)
+	}
+	with := func(v string) string {
+		if v == "" {
+			return strings.Replace(string(raw), line, "", 1)
+		}
+		return strings.Replace(string(raw), line, "  repeat_window: "+v+"\n", 1)
+	}
+	c, err := config.Parse([]byte(with("")), t.TempDir(), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Broadcasts.RepeatWindow != config.DefaultRepeatWindow || config.DefaultRepeatWindow != 10*time.Minute {
+		t.Errorf("default repeat window %s, want 10m", c.Broadcasts.RepeatWindow)
+	}
+	c, err = config.Parse([]byte(with("90s")), t.TempDir(), noEnv)
+	if err != nil || c.Broadcasts.RepeatWindow != 90*time.Second {
+		t.Fatalf("repeat_window 90s: %v, %v", c.Broadcasts.RepeatWindow, err)
+	}
+	for _, v := range []string{"-1m", "500ms", "25h"} {
+		yaml := with(v)
+		_, err := config.Parse([]byte(yaml), t.TempDir(), noEnv)
+		e := find(problems(t, err), "broadcasts.repeat_window")
+		if e == nil {
+			t.Fatalf("repeat_window %s accepted: %v", v, err)
+		}
+		if want := lineOf(t, yaml, "repeat_window: "+v); e.Line != want {
+			t.Errorf("repeat_window %s reported on line %d, want %d", v, e.Line, want)
+		}
 	}
 }

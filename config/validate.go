@@ -52,6 +52,9 @@ func (c *Config) validate() fields.List {
 	if c.Schedule.Grace < 0 {
 		errs.Add("schedule.grace", c.Schedule.Grace.String(), "must not be negative")
 	}
+	if w := c.Broadcasts.RepeatWindow; w < time.Second || w > 24*time.Hour {
+		errs.Add("broadcasts.repeat_window", w.String(), "must be between 1s and 24h (default 10m): how long an identical broadcast without a key is not sent again")
+	}
 	if c.Templates.Dir != "" {
 		if st, err := os.Stat(c.Resolve(c.Templates.Dir)); err != nil || !st.IsDir() {
 			errs.Add("templates.dir", c.Templates.Dir, "is not a directory (relative paths start at the config file's directory)")

@@ -17,6 +17,7 @@ import (
 	"github.com/crier-dev/crier/dashboard"
 	"github.com/crier-dev/crier/dispatch"
 	"github.com/crier-dev/crier/internal/fields"
+	"github.com/crier-dev/crier/store"
 )
 
 // sse reads server-sent events from a stream.
@@ -212,6 +213,61 @@ func TestDashboard_Compose_CheckThenSendOnce(t *testing.T) {
 	if len(e.app.sent) != 2 {
 		t.Errorf("the app was asked to send %d times, want 2 (bad keys refused before)", len(e.app.sent))
 	}
+}
+
+// TestDashboard_Compose_Repeat: the pre-flight of a message identical to
+// one sent within the repeat window says so and its button sends it
+// again (repeat); a send the app answers with an earlier broadcast lands
+// on that broadcast's progress, saying it was not sent again.
+func TestDashboard_Compose_Repeat(t *testing.T) {
+	e := newEnv(t)
+	e.app.pf = dispatch.Preflight{Recipients: 2, Messages: 2, Channels: map[string]*dispatch.ChannelPreflight{"sms": {Kind: "sms", Messages: 2}}}
+	earlier := &store.Trigger{Key: "send:0123456789ab-1", Kind: "send", Name: "Referrals", CreatedAt: t0.Add(-3 * time.Minute)}
+	if err := e.st.Write(context.Background(), func(tx *store.Tx) error {
+		_, err := tx.CreateTrigger(earlier)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.app.recent = earlier
+	form := url.Values{"mode": {"broadcast"}, "audience": {"clinicians"}, "channels": {"sms"}, "body": {"Referrals are down."}}
+	code, _, body := e.post("/compose", form)
+	if code != http.StatusOK {
+		t.Fatalf("POST /compose = %d", code)
+	}
+	mustContain(t, "the pre-flight of a repeat", body, "An identical message was sent 3 min ago", fmt.Sprintf(`href="/broadcasts/%d"`, earlier.ID),
+		`name="repeat" value="1"`, "Send it again: 2 messages to 2 people now")
+	m := keyRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("the pre-flight has no send button with a key")
+	}
+	send := url.Values{"key": {m[1]}, "mode": {"broadcast"}, "audience": {"clinicians"}, "channels": {"sms"}, "body": {"Referrals are down."},
+		"repeat": {"1"}}
+	e.app.outcome = dispatch.Outcome{TriggerID: 8, Created: true, Queued: 2}
+	if _, loc, _ := e.post("/broadcasts", send); loc != "/broadcasts/8?ok=sent&n=2" {
+		t.Errorf("send it again redirects to %q", loc)
+	}
+	if got := e.app.sent[len(e.app.sent)-1]; !got.Repeat {
+		t.Errorf("the app was asked to send %+v, want Repeat", got)
+	}
+
+	// Without the override, the app answers with the earlier broadcast.
+	e.app.recent = nil
+	if _, _, body := e.post("/compose", form); strings.Contains(body, `name="repeat"`) || strings.Contains(body, "identical") {
+		t.Error("a pre-flight with no earlier identical message offers to send it again")
+	}
+	send.Del("repeat")
+	e.app.outcome = dispatch.Outcome{TriggerID: earlier.ID, Queued: 2}
+	e.app.repeatOf = earlier
+	_, loc, _ := e.post("/broadcasts", send)
+	if loc != fmt.Sprintf("/broadcasts/%d?ok=repeat&n=2", earlier.ID) {
+		t.Fatalf("a repeat redirects to %q, want the earlier broadcast's progress", loc)
+	}
+	if got := e.app.sent[len(e.app.sent)-1]; got.Repeat {
+		t.Errorf("the app was asked to send %+v, want no Repeat", got)
+	}
+	_, _, page := e.get(loc)
+	mustContain(t, "the earlier broadcast's page", page, "An identical message was sent a short while ago", "was not sent again")
 }
 
 func TestDashboard_Compose_ProblemsAndBriefings(t *testing.T) {

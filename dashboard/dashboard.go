@@ -67,8 +67,12 @@ type App interface {
 	Choices() Choices
 	// Preflight renders what c would send, without sending it.
 	Preflight(ctx context.Context, c Compose) (dispatch.Preflight, error)
+	// RepeatOf is the broadcast identical to c planned within the repeat
+	// window (broadcasts.repeat_window), if any: sending c would not send
+	// it again unless c.Repeat.
+	RepeatOf(ctx context.Context, c Compose) (*store.Trigger, error)
 	// Broadcast plans c (a broadcast, or a briefing fired now).
-	Broadcast(ctx context.Context, c Compose) (dispatch.Outcome, error)
+	Broadcast(ctx context.Context, c Compose) (Sent, error)
 	// ExportLog writes the deliveries f selects as csv or json (one
 	// object a line), with the same columns as `crier log`.
 	ExportLog(ctx context.Context, f store.LogFilter, w io.Writer, format string) error
@@ -106,6 +110,17 @@ type Compose struct {
 	Critical bool
 	// Key makes sending idempotent: the same key never plans twice.
 	Key string
+	// Repeat sends a broadcast even if an identical one was planned
+	// within the repeat window.
+	Repeat bool
+}
+
+// Sent is what sending a Compose did.
+type Sent struct {
+	dispatch.Outcome
+	// RepeatOf, when set, is the earlier identical broadcast that answered
+	// it: nothing was planned, and Outcome is that broadcast's.
+	RepeatOf *store.Trigger
 }
 
 // Options configure the dashboard.

@@ -37,8 +37,11 @@ type fakeApp struct {
 	// err, if set, is returned by the next action (and cleared).
 	err     error
 	outcome dispatch.Outcome
-	pf      dispatch.Preflight
-	st      *store.Store
+	// repeatOf is what Broadcast answers as the earlier identical
+	// broadcast; recent what RepeatOf reports.
+	repeatOf, recent *store.Trigger
+	pf               dispatch.Preflight
+	st               *store.Store
 }
 
 type changeCall struct {
@@ -85,11 +88,17 @@ func (f *fakeApp) Preflight(ctx context.Context, c dashboard.Compose) (dispatch.
 	return f.pf, f.takeErr()
 }
 
-func (f *fakeApp) Broadcast(ctx context.Context, c dashboard.Compose) (dispatch.Outcome, error) {
+func (f *fakeApp) RepeatOf(ctx context.Context, c dashboard.Compose) (*store.Trigger, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.recent, nil
+}
+
+func (f *fakeApp) Broadcast(ctx context.Context, c dashboard.Compose) (dashboard.Sent, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.sent = append(f.sent, c)
-	return f.outcome, f.takeErr()
+	return dashboard.Sent{Outcome: f.outcome, RepeatOf: f.repeatOf}, f.takeErr()
 }
 
 func (f *fakeApp) ExportLog(ctx context.Context, flt store.LogFilter, w io.Writer, format string) error {

@@ -22,13 +22,16 @@ type composeForm struct {
 	Subject  string
 	Body     string
 	Critical bool
+	// Repeat sends it even if an identical broadcast went out within the
+	// repeat window (the pre-flight page's "send it again" button).
+	Repeat bool
 }
 
 func (f composeForm) compose(key string) Compose {
 	if f.Mode == "briefing" {
 		return Compose{Briefing: f.Briefing, Key: key}
 	}
-	return Compose{Audience: f.Audience, Channels: f.Channels, Subject: f.Subject, Body: f.Body, Critical: f.Critical, Key: key}
+	return Compose{Audience: f.Audience, Channels: f.Channels, Subject: f.Subject, Body: f.Body, Critical: f.Critical, Key: key, Repeat: f.Repeat}
 }
 
 type composeData struct {
@@ -36,9 +39,20 @@ type composeData struct {
 	Form   composeForm
 	Errors fieldErrors
 	PF     *preflightView
+	// RepeatOf is the identical broadcast planned within the repeat
+	// window: the send button then sends it again, and says so.
+	RepeatOf *repeatView
 	// Key is the idempotency key of the send button: pressing it twice,
 	// or reloading after it, never sends twice.
 	Key string
+}
+
+// repeatView is an earlier identical broadcast laid out for the page.
+type repeatView struct {
+	ID        int64
+	Key       string
+	PlannedAt string
+	Ago       string
 }
 
 // preflightView is a pre-flight laid out for the page.
@@ -95,7 +109,7 @@ func (d *Dashboard) compose(w http.ResponseWriter, r *http.Request) {
 func readCompose(r *http.Request, ch Choices) composeForm {
 	f := r.PostForm
 	cf := composeForm{Mode: f.Get("mode"), Briefing: f.Get("briefing"), Audience: f.Get("audience"), Subject: strings.TrimSpace(f.Get("subject")),
-		Body: strings.TrimSpace(f.Get("body")), Critical: f.Get("critical") != ""}
+		Body: strings.TrimSpace(f.Get("body")), Critical: f.Get("critical") != "", Repeat: f.Get("repeat") != ""}
 	if cf.Mode != "briefing" {
 		cf.Mode = "broadcast"
 	}
@@ -125,6 +139,16 @@ func (d *Dashboard) preflight(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data.PF = newPreflightView(pf)
+	if data.Form.Mode == "broadcast" {
+		tr, err := d.o.App.RepeatOf(r.Context(), data.Form.compose(""))
+		if err != nil {
+			d.fail(w, r, err)
+			return
+		}
+		if tr != nil {
+			data.RepeatOf = &repeatView{ID: tr.ID, Key: tr.Key, PlannedAt: d.when(tr.CreatedAt), Ago: d.ago(tr.CreatedAt)}
+		}
+	}
 	data.Key = newKey()
 	d.render(w, r, http.StatusOK, "compose", "Check and send", data)
 }
@@ -160,7 +184,10 @@ func (d *Dashboard) send(w http.ResponseWriter, r *http.Request) {
 	}
 	d.o.Notify()
 	ok := "sent"
-	if !out.Created {
+	switch {
+	case out.RepeatOf != nil:
+		ok = "repeat"
+	case !out.Created:
 		ok = "again"
 	}
 	http.Redirect(w, r, fmt.Sprintf("/broadcasts/%d?ok=%s&n=%d", out.TriggerID, ok, out.Queued), http.StatusSeeOther)

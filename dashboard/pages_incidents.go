@@ -347,6 +347,8 @@ func flash(q url.Values) string {
 		return fmt.Sprintf("Planned %d messages; this page follows them.", n)
 	case "again":
 		return "This was already sent: it was not sent a second time. Here is its progress."
+	case "repeat":
+		return "An identical message was sent a short while ago (this one): yours was not sent again. To send it anyway, check it again and press “Send it again”."
 	}
 	return ""
 }

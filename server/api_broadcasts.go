@@ -6,8 +6,9 @@ import (
 )
 
 // createBroadcast pre-flights and (unless preflight_only) plans an ad-hoc
-// broadcast: 201 when it planned a new trigger, 200 for a pre-flight only
-// or a trigger key planned before (nothing is sent twice).
+// broadcast: 201 when it planned a new trigger, 200 for a pre-flight only,
+// a trigger key planned before, or a broadcast without a key identical to
+// one planned within the repeat window (repeat_of): nothing is sent twice.
 func (s *Server) createBroadcast(w http.ResponseWriter, r *http.Request) {
 	var req BroadcastRequest
 	if !s.decode(w, r, &req) {

@@ -50,9 +50,13 @@ type BroadcastRequest struct {
 	Body     string   `json:"body"`
 	// Critical sends ahead of other traffic and through quiet hours.
 	Critical bool `json:"critical,omitempty"`
-	// Key is the trigger key: a key is never planned twice. Default: the
-	// content and the minute.
+	// Key is the trigger key: a key is never planned twice. Without one,
+	// a broadcast identical to one planned within the repeat window
+	// (broadcasts.repeat_window) is answered with that one (RepeatOf).
 	Key string `json:"key,omitempty"`
+	// Repeat sends a broadcast without a key even if an identical one was
+	// planned within the repeat window.
+	Repeat bool `json:"repeat,omitempty"`
 	// PreflightOnly answers with the pre-flight and plans nothing.
 	PreflightOnly bool `json:"preflight_only,omitempty"`
 	// Ack asks every recipient to acknowledge, escalating when they do not.
@@ -73,11 +77,28 @@ type BroadcastAck struct {
 }
 
 // BroadcastResult is what a broadcast did: its trigger and planned
-// counts (absent for a pre-flight only) and its pre-flight.
+// counts (absent for a pre-flight only) and its pre-flight (absent when
+// nothing new was planned: nothing was rendered).
 type BroadcastResult struct {
 	PreflightOnly bool `json:"preflight_only"`
 	*dispatch.Outcome
-	Preflight dispatch.Preflight `json:"preflight"`
+	Preflight *dispatch.Preflight `json:"preflight,omitempty"`
+	// RepeatOf, when set, is the earlier identical broadcast that answers
+	// this one: nothing was planned, and the trigger fields are that
+	// broadcast's.
+	RepeatOf *RepeatOf `json:"repeat_of,omitempty"`
+}
+
+// RepeatOf names the earlier identical broadcast that answered a
+// broadcast sent without a key.
+type RepeatOf struct {
+	TriggerID int64     `json:"trigger_id"`
+	Trigger   string    `json:"trigger"`
+	PlannedAt time.Time `json:"planned_at"`
+	// Window is the repeat window it fell in ("10m0s").
+	Window string `json:"window"`
+	// Message says so in a sentence, with how to send it anyway.
+	Message string `json:"message"`
 }
 
 // Progress is how a trigger's deliveries stand.

@@ -81,8 +81,12 @@ func (matrixDashApp) Preflight(context.Context, dashboard.Compose) (dispatch.Pre
 	return dispatch.Preflight{}, nil
 }
 
-func (matrixDashApp) Broadcast(context.Context, dashboard.Compose) (dispatch.Outcome, error) {
-	return dispatch.Outcome{}, ErrBadRequest
+func (matrixDashApp) RepeatOf(context.Context, dashboard.Compose) (*store.Trigger, error) {
+	return nil, nil
+}
+
+func (matrixDashApp) Broadcast(context.Context, dashboard.Compose) (dashboard.Sent, error) {
+	return dashboard.Sent{}, ErrBadRequest
 }
 
 func (matrixDashApp) ExportLog(context.Context, store.LogFilter, io.Writer, string) error { return nil }

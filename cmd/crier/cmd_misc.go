@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -90,11 +89,14 @@ func sendCmd(e *env) *cobra.Command {
 				return usageError{err}
 			}
 			return withApp(cmd, e, func(ctx context.Context, a *app) error {
-				out, err := a.Send(ctx, r)
+				res, err := a.Send(ctx, r)
 				if err != nil {
 					return usageError{err}
 				}
+				out := res.Outcome
 				switch {
+				case res.RepeatOf != nil:
+					fmt.Fprintln(e.stdout, a.repeatLine(res.RepeatOf, "--repeat"))
 				case out.Created:
 					fmt.Fprintf(e.stdout, "planned %d deliveries (%d suppressed) under trigger %s\n", out.Queued, out.Suppressed, out.Key)
 					printFailed(e.stdout, out)
@@ -113,38 +115,10 @@ func sendCmd(e *env) *cobra.Command {
 	f.StringVar(&r.Subject, "subject", "", "subject (email) / header (Slack)")
 	f.StringVar(&r.Body, "body", "", "message text")
 	f.BoolVar(&r.Critical, "critical", false, "send ahead of other traffic and through quiet hours")
-	f.StringVar(&r.Key, "key", "", "idempotency key: the same key never sends twice (default: content and minute)")
+	f.StringVar(&r.Key, "key", "", "idempotency key: the same key never sends twice (default: an identical message within broadcasts.repeat_window is not sent again)")
+	f.BoolVar(&r.Repeat, "repeat", false, "send it even if an identical message was sent within broadcasts.repeat_window")
 	ack.register(cmd)
 	f.DurationVar(&wait, "wait", 2*time.Minute, "how long to keep retrying deliveries before leaving them to crier serve")
-	return cmd
-}
-
-func retryCmd(e *env) *cobra.Command {
-	var deadline time.Duration
-	cmd := &cobra.Command{
-		Use:   "retry ID...",
-		Short: "Queue unknown, failed or expired deliveries again (after checking the provider)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var ids []int64
-			for _, a := range args {
-				id, err := strconv.ParseInt(a, 10, 64)
-				if err != nil {
-					return usageError{fmt.Errorf("delivery id %q is not a number (crier log shows ids)", a)}
-				}
-				ids = append(ids, id)
-			}
-			return withApp(cmd, e, func(ctx context.Context, a *app) error {
-				n, err := a.st.Requeue(ctx, ids, e.now().Add(deadline))
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "queued %d of %d deliveries again\n", n, len(ids))
-				return nil
-			})
-		},
-	}
-	cmd.Flags().DurationVar(&deadline, "deadline", time.Hour, "how long the requeued deliveries may still be tried")
 	return cmd
 }
 

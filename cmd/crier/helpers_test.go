@@ -44,7 +44,7 @@ func (s *syncBuffer) String() string {
 // harness is one test's crier installation: a directory, a config file in
 // it, an environment and a clock.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	config string
 
@@ -60,7 +60,7 @@ type harness struct {
 }
 
 // newHarness writes yaml as config.yaml in a fresh temporary directory.
-func newHarness(t *testing.T, yaml string) *harness {
+func newHarness(t testing.TB, yaml string) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	h := &harness{t: t, dir: dir, config: filepath.Join(dir, "config.yaml"), now: testEpoch(), vars: map[string]string{}}
@@ -69,7 +69,7 @@ func newHarness(t *testing.T, yaml string) *harness {
 }
 
 // exampleYAML is config.example.yaml as shipped at the repository root.
-func exampleYAML(t *testing.T) string {
+func exampleYAML(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "config.example.yaml"))
 	if err != nil {
@@ -80,7 +80,7 @@ func exampleYAML(t *testing.T) string {
 
 // exampleHarness is a harness on a copy of config.example.yaml; its store
 // path (crier.db) is relative to the copy, so each test has its own database.
-func exampleHarness(t *testing.T) *harness {
+func exampleHarness(t testing.TB) *harness {
 	t.Helper()
 	return newHarness(t, exampleYAML(t))
 }
@@ -173,7 +173,7 @@ func (h *harness) mustRun(args ...string) result {
 }
 
 // assertNoPanic fails if the output carries a Go panic or stack trace.
-func assertNoPanic(t *testing.T, r result) {
+func assertNoPanic(t testing.TB, r result) {
 	t.Helper()
 	for _, s := range []string{"panic:", "goroutine ", "runtime/debug", ".go:"} {
 		if strings.Contains(r.stdout, s) || strings.Contains(r.stderr, s) {
@@ -202,7 +202,7 @@ type logRow struct {
 }
 
 // parseJSONLines decodes one JSON object per non-empty line.
-func parseJSONLines(t *testing.T, out string) []logRow {
+func parseJSONLines(t testing.TB, out string) []logRow {
 	t.Helper()
 	var rows []logRow
 	sc := bufio.NewScanner(strings.NewReader(out))

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -174,9 +172,19 @@ type sendRequest struct {
 	Subject  string   `json:"subject"`
 	Body     string   `json:"body"`
 	Critical bool     `json:"critical"`
-	Key      string   `json:"key"`
+	// Key is the caller's own key: a key is planned once. Without one, an
+	// identical broadcast within broadcasts.repeat_window is not sent
+	// again (see broadcast).
+	Key string `json:"key"`
+	// Repeat sends a broadcast without a key even if an identical one was
+	// planned within the repeat window.
+	Repeat bool `json:"repeat"`
 	// Ack asks for acknowledgement (crier send --ack-within).
 	Ack *config.Ack `json:"-"`
+	// once is the trigger key's tail for a request that must not plan
+	// twice (the dashboard's send button) but is otherwise without a key:
+	// the repeat window applies to it.
+	once string
 }
 
 // prices are the SMS prices configured per channel.
@@ -190,16 +198,13 @@ func (a *app) prices() map[string]dispatch.Price {
 	return out
 }
 
-// Send plans an ad-hoc message to an audience.
-func (a *app) Send(ctx context.Context, r sendRequest) (dispatch.Outcome, error) {
-	req, err := a.sendRequest(r)
-	if err != nil {
-		return dispatch.Outcome{}, err
-	}
-	return a.planner.Plan(ctx, a.st, req)
+// Send plans an ad-hoc message to an audience (see broadcast).
+func (a *app) Send(ctx context.Context, r sendRequest) (broadcastResult, error) {
+	return a.broadcast(ctx, r, false)
 }
 
-// sendRequest checks an ad-hoc message and builds its trigger.
+// sendRequest checks an ad-hoc message and builds its trigger. Without a
+// key (r.Key or r.once) the trigger key is left empty: broadcast chooses it.
 func (a *app) sendRequest(r sendRequest) (dispatch.Request, error) {
 	var problems []string
 	if r.Audience == "" {
@@ -218,17 +223,24 @@ func (a *app) sendRequest(r sendRequest) (dispatch.Request, error) {
 	if strings.TrimSpace(r.Body) == "" {
 		problems = append(problems, "--body is required: the message text")
 	}
+	if p := autoKeyProblem(r.Key); p != "" {
+		problems = append(problems, fmt.Sprintf("--key %q %s", r.Key, p))
+	}
+	if r.Repeat && r.Key != "" {
+		problems = append(problems, "--repeat is for a message without --key: a new key already sends a new message")
+	}
 	problems = append(problems, a.sendAckProblems(r.Ack)...)
 	if len(problems) > 0 {
 		return dispatch.Request{}, errors.New(strings.Join(problems, "\n"))
 	}
-	key := r.Key
-	if key == "" {
-		h := sha256.Sum256([]byte(r.Audience + "\x00" + strings.Join(r.Channels, ",") + "\x00" + r.Subject + "\x00" + r.Body + "\x00" +
-			a.env.now().UTC().Format("2006-01-02T15:04")))
-		key = hex.EncodeToString(h[:8])
+	key := ""
+	switch {
+	case r.Key != "":
+		key = "send:" + r.Key
+	case r.once != "":
+		key = "send:" + r.once
 	}
-	return dispatch.Request{Key: "send:" + key, Kind: "send", Name: r.Subject, Subject: r.Subject, Body: r.Body, Critical: r.Critical,
+	return dispatch.Request{Key: key, Kind: "send", Name: r.Subject, Subject: r.Subject, Body: r.Body, Critical: r.Critical,
 		Targets: []dispatch.Target{{Audience: r.Audience, Channels: r.Channels, Event: templates.EventMessage}}, Ack: ackPolicy(r.Ack)}, nil
 }
 

@@ -34,30 +34,38 @@ var (
 var triggerKeyRE = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,100}$`)
 
 // Broadcast pre-flights an ad-hoc message and, unless it is a pre-flight
-// only, plans it under its trigger key (a key is planned once).
+// only, plans it: once per key, or without a key once per repeat window
+// (see broadcast). A request that plans nothing new is not rendered.
 func (a *app) Broadcast(ctx context.Context, r server.BroadcastRequest) (server.BroadcastResult, error) {
 	if err := a.checkBroadcast(r).Err(); err != nil {
 		return server.BroadcastResult{}, err
 	}
-	req, err := a.sendRequest(sendRequest{Audience: r.Audience, Channels: r.Channels, Subject: r.Subject, Body: r.Body, Critical: r.Critical, Key: r.Key,
-		Ack: broadcastAck(r.Ack)})
+	sr := sendRequest{Audience: r.Audience, Channels: r.Channels, Subject: r.Subject, Body: r.Body, Critical: r.Critical, Key: r.Key,
+		Repeat: r.Repeat, Ack: broadcastAck(r.Ack)}
+	if r.PreflightOnly {
+		sr.Key, sr.Repeat = "preview", false // never planned
+	}
+	req, err := a.sendRequest(sr)
 	if err != nil {
 		return server.BroadcastResult{}, fmt.Errorf("%w: %v", server.ErrBadRequest, err)
 	}
-	pf, err := a.planner.Preflight(ctx, a.st, req, a.prices())
-	if err != nil {
-		return server.BroadcastResult{}, err
-	}
-	res := server.BroadcastResult{PreflightOnly: r.PreflightOnly, Preflight: pf}
 	if r.PreflightOnly {
-		return res, nil
+		pf, err := a.planner.Preflight(ctx, a.st, req, a.prices())
+		if err != nil {
+			return server.BroadcastResult{}, err
+		}
+		return server.BroadcastResult{PreflightOnly: true, Preflight: &pf}, nil
 	}
-	out, err := a.planner.Plan(ctx, a.st, req)
+	res, err := a.broadcast(ctx, sr, true)
 	if err != nil {
 		return server.BroadcastResult{}, err
 	}
-	res.Outcome = &out
-	return res, nil
+	out := server.BroadcastResult{Outcome: &res.Outcome, Preflight: res.Preflight}
+	if tr := res.RepeatOf; tr != nil {
+		out.RepeatOf = &server.RepeatOf{TriggerID: tr.ID, Trigger: tr.Key, PlannedAt: tr.CreatedAt, Window: a.cfg.Broadcasts.RepeatWindow.String(),
+			Message: a.repeatLine(tr, `"repeat": true`)}
+	}
+	return out, nil
 }
 
 // checkBroadcast names every problem of a broadcast by its JSON field.
@@ -81,7 +89,12 @@ func (a *app) checkBroadcast(r server.BroadcastRequest) fields.List {
 		errs.Add("body", "", "is required: the message text")
 	}
 	if r.Key != "" && !triggerKeyRE.MatchString(r.Key) {
-		errs.Add("key", r.Key, "must be 1-100 of A-Z a-z 0-9 . _ : - (or left out: the content and the minute)")
+		errs.Add("key", r.Key, "must be 1-100 of A-Z a-z 0-9 . _ : - (or left out: an identical broadcast within the repeat window is not sent again)")
+	} else if p := autoKeyProblem(r.Key); p != "" {
+		errs.Add("key", r.Key, "%s", p)
+	}
+	if r.Repeat && r.Key != "" {
+		errs.Add("repeat", "true", "is for a broadcast without a key: a new key already sends a new broadcast")
 	}
 	if k := r.Ack; k != nil {
 		if d, err := time.ParseDuration(k.Within); err != nil || d < time.Minute {

@@ -30,7 +30,7 @@ const (
 
 // apiHarness is the example config with a viewer, an operator and an
 // admin token from the environment.
-func apiHarness(t *testing.T) *harness {
+func apiHarness(t testing.TB) *harness {
 	t.Helper()
 	yaml := exampleYAML(t)
 	const from = "  tokens: []\n"
@@ -57,7 +57,7 @@ type apiSpec struct {
 	router routers.Router
 }
 
-func loadSpec(t *testing.T) *apiSpec {
+func loadSpec(t testing.TB) *apiSpec {
 	t.Helper()
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(server.OpenAPI())
@@ -76,7 +76,7 @@ func loadSpec(t *testing.T) *apiSpec {
 
 // apiClient talks to one running server.
 type apiClient struct {
-	t    *testing.T
+	t    testing.TB
 	s    *serverRun
 	spec *apiSpec
 }
@@ -202,7 +202,7 @@ func clip(b []byte) string {
 }
 
 // startAPI runs crier serve on an API harness and returns a client.
-func startAPI(t *testing.T) (*harness, *apiClient) {
+func startAPI(t testing.TB) (*harness, *apiClient) {
 	t.Helper()
 	h := apiHarness(t)
 	s := startServe(t, h)

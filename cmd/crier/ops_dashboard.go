@@ -110,23 +110,42 @@ func (d dashApp) Preflight(ctx context.Context, c dashboard.Compose) (dispatch.P
 	return d.a.planner.Preflight(ctx, d.a.st, req, d.a.prices())
 }
 
+// RepeatOf is the broadcast identical to c planned within the repeat
+// window, if any.
+func (d dashApp) RepeatOf(ctx context.Context, c dashboard.Compose) (*store.Trigger, error) {
+	if c.Briefing != "" {
+		return nil, nil
+	}
+	return d.a.recentRepeat(ctx, composeSend(c))
+}
+
+// composeSend is the broadcast c asks for.
+func composeSend(c dashboard.Compose) sendRequest {
+	return sendRequest{Audience: c.Audience, Channels: c.Channels, Subject: c.Subject, Body: c.Body, Critical: c.Critical, Repeat: c.Repeat}
+}
+
 // Broadcast plans c: a briefing now (as `crier brief`), or a broadcast
-// under the send button's key, so a second press plans nothing.
-func (d dashApp) Broadcast(ctx context.Context, c dashboard.Compose) (dispatch.Outcome, error) {
+// under the send button's key, so a second press plans nothing. A
+// broadcast identical to one planned within the repeat window is answered
+// with that one unless c.Repeat.
+func (d dashApp) Broadcast(ctx context.Context, c dashboard.Compose) (dashboard.Sent, error) {
 	if c.Briefing != "" {
 		if _, err := d.request(ctx, c, ""); err != nil {
-			return dispatch.Outcome{}, err
+			return dashboard.Sent{}, err
 		}
-		return d.a.FireBriefing(ctx, c.Briefing)
+		out, err := d.a.FireBriefing(ctx, c.Briefing)
+		return dashboard.Sent{Outcome: out}, err
 	}
 	if c.Key == "" {
-		return dispatch.Outcome{}, fmt.Errorf("dashboard broadcast without a key")
+		return dashboard.Sent{}, fmt.Errorf("dashboard broadcast without a key")
 	}
-	req, err := d.request(ctx, c, "dashboard-"+c.Key)
-	if err != nil {
-		return dispatch.Outcome{}, err
+	if _, err := d.request(ctx, c, "dashboard-"+c.Key); err != nil {
+		return dashboard.Sent{}, err
 	}
-	return d.a.planner.Plan(ctx, d.a.st, req)
+	r := composeSend(c)
+	r.once = "dashboard-" + c.Key
+	res, err := d.a.broadcast(ctx, r, false)
+	return dashboard.Sent{Outcome: res.Outcome, RepeatOf: res.RepeatOf}, err
 }
 
 // ExportLog writes the log as `crier log --csv` or `--json` does.

@@ -28,7 +28,7 @@ var servingRE = regexp.MustCompile(`crier serving on (http://127\.0\.0\.1:\d+)`)
 
 // startServe runs `crier serve --listen 127.0.0.1:0` and waits (bounded)
 // until it prints the address it listens on.
-func startServe(t *testing.T, h *harness) *serverRun {
+func startServe(t testing.TB, h *harness) *serverRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &serverRun{stderr: &syncBuffer{}, stop: cancel, code: make(chan int, 1)}

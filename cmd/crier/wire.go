@@ -37,8 +37,11 @@ type env struct {
 	getenv         func(string) string
 	now            func() time.Time
 
-	// stdin is where crier users add reads a password (nil: os.Stdin).
+	// stdin is where crier users add reads a password and crier retry
+	// its confirmation (nil: os.Stdin).
 	stdin io.Reader
+	// isTerminal, if set, replaces the check that stdin is a terminal.
+	isTerminal func(io.Reader) bool
 
 	// gc is the collector policy main applied (zero in tests).
 	gc gcpolicy.Settings
@@ -65,6 +68,8 @@ type app struct {
 	metrics  *metrics.Metrics
 	acks     *dispatch.AckSigner // nil without webhooks.ack_secret
 	esc      *dispatch.Escalator
+	// sameBroadcast handles identical broadcasts one at a time (see broadcast).
+	sameBroadcast keyedMutex
 }
 
 // loadConfig reads and validates the config and the templates it names,
