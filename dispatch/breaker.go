@@ -43,10 +43,12 @@ const (
 	tripAfter = 5
 )
 
-// LaneObserver hears when a channel's lane pauses and resumes (metrics).
-// An Observer that also implements it is told.
+// LaneObserver hears when a channel's lane changes state (metrics):
+// "paused" (with the reason of the failure that paused it), "probing"
+// (one message tests the channel) or "sending". An Observer that also
+// implements it is told.
 type LaneObserver interface {
-	LaneState(channel string, paused bool, reason string)
+	LaneState(channel, state, reason string)
 }
 
 // breaker is a lane's outage state. Its methods are safe for concurrent use.
@@ -83,7 +85,7 @@ func (b *breaker) setState(s breakerState) {
 	close(b.changed)
 	b.changed = make(chan struct{})
 	if b.obs != nil {
-		b.obs.LaneState(b.channel, s != closed, b.reason)
+		b.obs.LaneState(b.channel, s.String(), b.reason)
 	}
 }
 

@@ -2,7 +2,9 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/crier-dev/crier/channels"
@@ -63,21 +65,38 @@ func (d *Dispatcher) Reconcile(ctx context.Context, channel string) (int, error)
 	if err != nil {
 		return 0, err
 	}
+	// Several at a time: each is a request to the provider, and the
+	// provider may be slow (that is often why they are in doubt).
+	var mu sync.Mutex
+	var errs []error
 	requeued := 0
+	sem := make(chan struct{}, reconcileParallel)
+	var wg sync.WaitGroup
 	for _, dt := range doubts {
 		if ctx.Err() != nil {
-			return requeued, nil
+			break
 		}
-		again, err := d.reconcileOne(ctx, ln, rc, dt)
-		if err != nil {
-			return requeued, err
-		}
-		if again {
-			requeued++
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			again, err := d.reconcileOne(ctx, ln, rc, dt)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if again {
+				requeued++
+			}
+		}()
 	}
-	return requeued, nil
+	wg.Wait()
+	return requeued, errors.Join(errs...)
 }
+
+// reconcileParallel is how many deliveries in doubt are looked up at once.
+const reconcileParallel = 8
 
 func (d *Dispatcher) reconcileOne(ctx context.Context, ln *lane, rc channels.Reconciler, dt store.Doubt) (bool, error) {
 	now := d.opts.Now()

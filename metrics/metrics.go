@@ -62,10 +62,15 @@ type Metrics struct {
 	sendDuration   *prometheus.HistogramVec
 	providerErrors *prometheus.CounterVec
 	webhooks       *prometheus.CounterVec
+	paused         *prometheus.GaugeVec
+	pauses         *prometheus.CounterVec
 	log            *slog.Logger
 }
 
-var _ dispatch.Observer = (*Metrics)(nil)
+var (
+	_ dispatch.Observer     = (*Metrics)(nil)
+	_ dispatch.LaneObserver = (*Metrics)(nil)
+)
 
 // New builds the metrics and registers them, with the Go and process
 // collectors, on a new registry.
@@ -98,9 +103,17 @@ func New(o Options) *Metrics {
 			Name: "crier_webhook_requests_total",
 			Help: "Provider webhook requests by route and outcome.",
 		}, []string{"route", "outcome"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "crier_channel_paused",
+			Help: "1 while a channel instance is paused (or testing the provider with one message) after a 429, a run of temporary failures or a channel-wide failure; 0 while it sends.",
+		}, []string{"channel"}),
+		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crier_channel_pauses_total",
+			Help: "Times a channel instance was paused, by the reason of the failure that paused it.",
+		}, []string{"channel", "reason"}),
 		log: o.Log,
 	}
-	m.reg.MustRegister(m.deliveries, m.sendDuration, m.providerErrors, m.webhooks,
+	m.reg.MustRegister(m.deliveries, m.sendDuration, m.providerErrors, m.webhooks, m.paused, m.pauses,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Store != nil {
@@ -109,8 +122,24 @@ func New(o Options) *Metrics {
 	for name, kind := range o.Channels {
 		m.deliveries.WithLabelValues(name, string(kind), store.StatusSent, "")
 		m.sendDuration.WithLabelValues(name)
+		m.paused.WithLabelValues(name)
 	}
 	return m
+}
+
+// LaneState records a channel pausing (state paused, with the reason of
+// the failure that paused it), testing the provider (probing) or sending
+// again.
+func (m *Metrics) LaneState(channel, state, reason string) {
+	switch state {
+	case "sending":
+		m.paused.WithLabelValues(channel).Set(0)
+	case "paused":
+		m.paused.WithLabelValues(channel).Set(1)
+		m.pauses.WithLabelValues(channel, reason).Inc()
+	default:
+		m.paused.WithLabelValues(channel).Set(1)
+	}
 }
 
 // Observed records one delivery outcome. The dispatcher calls it for every

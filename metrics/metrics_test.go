@@ -278,3 +278,25 @@ func TestMetrics_Collect_StoreErrorKeepsTheRest(t *testing.T) {
 		t.Errorf("the failed store query was not logged:\n%s", logs.String())
 	}
 }
+
+func TestMetrics_LaneState_PausedAndPauses(t *testing.T) {
+	m := metrics.New(metrics.Options{Channels: kinds})
+	L := metricstest.L
+	if s := scrape(t, m); !s.Has("crier_channel_paused", L("channel", "clinician-sms")) || s.Sum("crier_channel_paused", nil) != 0 {
+		t.Fatalf("before any pause: crier_channel_paused present at 0 for every channel, got %v", s.Find("crier_channel_paused", nil))
+	}
+	for _, st := range []string{"paused", "probing", "paused", "probing"} {
+		m.LaneState("clinician-sms", st, "server")
+	}
+	s := scrape(t, m)
+	if got := s.Sum("crier_channel_paused", L("channel", "clinician-sms")); got != 1 {
+		t.Errorf("crier_channel_paused while probing = %v, want 1", got)
+	}
+	if got := s.Sum("crier_channel_pauses_total", L("channel", "clinician-sms", "reason", "server")); got != 2 {
+		t.Errorf("crier_channel_pauses_total = %v, want 2 (a failed test message pauses it again)", got)
+	}
+	m.LaneState("clinician-sms", "sending", "server")
+	if got := scrape(t, m).Sum("crier_channel_paused", L("channel", "clinician-sms")); got != 0 {
+		t.Errorf("crier_channel_paused after resuming = %v, want 0", got)
+	}
+}

@@ -82,9 +82,11 @@ func (s *Store) Reconciled(ctx context.Context, id int64, how Settlement, provid
 	switch how {
 	case SettledSent:
 		status = StatusSent
+		// Never two deliveries for one provider message: two lookups at
+		// once may both have found the same message for the same text.
 		q = `UPDATE deliveries SET status='sent', reason='reconciled', detail=?, provider_id=?, provider_segments=?, sent_at=attempt_at, next_at=0, updated_at=?
-			WHERE id=? AND status='unknown'`
-		args = []any{detail, providerID, segments, now, id}
+			WHERE id=? AND status='unknown' AND NOT EXISTS (SELECT 1 FROM deliveries o WHERE o.provider_id=? AND o.kind='sms' AND o.id != ?)`
+		args = []any{detail, providerID, segments, now, id, providerID, id}
 	case SettledMissing:
 		status = StatusQueued
 		q = `UPDATE deliveries SET status='queued', reason='reconciled', detail=?, next_at=?, lease_until=0, claimed_by='', updated_at=?

@@ -24,6 +24,8 @@ const (
 	// message created this much before the request started may still be
 	// the one it created.
 	clockSkew = 2 * time.Minute
+	// listTimeout bounds one page of the message list.
+	listTimeout = 30 * time.Second
 )
 
 // Reconcile looks in Twilio's own record of messages for one crier may
@@ -51,7 +53,9 @@ func (s *Sender) Reconcile(ctx context.Context, q channels.Query) (channels.Reco
 			p.SetFrom(s.from)
 		}
 		p.SetPageSize(reconcilePageSize)
-		resp, err := s.service(a).PageMessage(p, pageToken, page)
+		// A list request creates nothing, so it may wait longer than a
+		// send: a provider slow enough to time sends out is still asked.
+		resp, err := s.service(a, max(s.timeout, listTimeout)).PageMessage(p, pageToken, page)
 		if err != nil || a.status < 200 || a.status > 299 || resp == nil {
 			return channels.Reconciliation{}, s.listError(a, err)
 		}

@@ -161,7 +161,7 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 	}
 
 	a := &attempt{ctx: ctx, base: s.base, next: s.rt}
-	svc := s.service(a)
+	svc := s.service(a, s.timeout)
 
 	p := &api.CreateMessageParams{}
 	p.SetTo(m.Address)
@@ -187,12 +187,12 @@ func (s *Sender) Send(ctx context.Context, m channels.Message) (channels.Receipt
 // client, handler and service are built per call. The handler is built
 // without NewRequestHandler so TWILIO_EDGE/TWILIO_REGION in the
 // environment cannot redirect requests.
-func (s *Sender) service(a *attempt) *api.ApiService {
+func (s *Sender) service(a *attempt, timeout time.Duration) *api.ApiService {
 	cl := &client.Client{
 		Credentials: s.creds,
 		HTTPClient: &http.Client{
 			Transport:     a,
-			Timeout:       s.timeout,
+			Timeout:       timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}

@@ -35,8 +35,19 @@ type rig struct {
 
 func newRig(tb testing.TB, n int, ch channels.Channel, limits dispatch.Limits, retry dispatch.RetryPolicy) *rig {
 	tb.Helper()
+	return newRigAt(tb, n, ch, limits, retry, nil)
+}
+
+// newRigAt is newRig on the clock now (nil: the real one), for the store,
+// the planner and the dispatcher alike.
+func newRigAt(tb testing.TB, n int, ch channels.Channel, limits dispatch.Limits, retry dispatch.RetryPolicy, now func() time.Time) *rig {
+	tb.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(tb.TempDir(), "crier.db"))
+	var opts []store.Option
+	if now != nil {
+		opts = append(opts, store.WithClock(now))
+	}
+	st, err := store.Open(ctx, filepath.Join(tb.TempDir(), "crier.db"), opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -54,11 +65,11 @@ func newRig(tb testing.TB, n int, ch channels.Channel, limits dispatch.Limits, r
 	if err != nil {
 		tb.Fatal(err)
 	}
-	disp := dispatch.New(st, dispatch.Options{Retry: retry, Poll: 5 * time.Millisecond})
+	disp := dispatch.New(st, dispatch.Options{Retry: retry, Poll: 5 * time.Millisecond, Now: now})
 	disp.AddChannel(ch, limits)
 	planner := dispatch.NewPlanner(dispatch.PlannerOptions{Templates: tmpl, Channels: map[string]channels.Kind{ch.Name(): ch.Kind()},
 		Audiences: []dispatch.Audience{{Name: "all", Selector: subscribers.Selector{Roles: []string{"staff"}}}}, Retry: retry,
-		OnCommit: disp.Notify})
+		OnCommit: disp.Notify, Now: now})
 	return &rig{st: st, planner: planner, disp: disp, ch: ch}
 }
 
