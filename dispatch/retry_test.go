@@ -1,10 +1,13 @@
 package dispatch
 
 import (
+	"context"
 	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crier-dev/crier/store"
 )
 
 func TestRetryPolicy_Backoff(t *testing.T) {
@@ -91,6 +94,42 @@ func TestRetryPolicy_Validate(t *testing.T) {
 				if !strings.Contains(l.Error(), k) {
 					t.Errorf("Validate = %v, want a problem with %s", l, k)
 				}
+			}
+		})
+	}
+}
+
+// A scheduled briefing's deliveries may go out until the next briefing is
+// due, however long that is (an outage within its window costs nobody
+// their report), and never after it; anything else has retry.deadline.
+func TestPlanner_Deadline_BriefingWindow(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		kind string
+		next time.Duration
+		want time.Duration
+	}{
+		{"briefing, next one in 9h", "briefing", 9 * time.Hour, 9 * time.Hour},
+		{"briefing, next one in 1h", "briefing", time.Hour, time.Hour},
+		{"briefing without a schedule", "briefing", 0, 6 * time.Hour},
+		{"broadcast", "send", 9 * time.Hour, 6 * time.Hour},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newClock(t0)
+			st, _ := openStore(t, clk)
+			addSubscribers(t, st, person("ann"))
+			req := message("k:"+c.kind, "everyone", "sms")
+			req.Kind = c.kind
+			if c.next > 0 {
+				req.NextBriefing = t0.Add(c.next)
+			}
+			plan(t, newPlanner(clk, loadTemplates(t, nil), RetryPolicy{}), st, req)
+			cs, err := st.Claim(context.Background(), store.ClaimOptions{Channel: "sms", Limit: 10, Lease: time.Minute})
+			if err != nil || len(cs) != 1 {
+				t.Fatalf("Claim: %d, %v", len(cs), err)
+			}
+			if got := cs[0].Deadline.Sub(t0); got != c.want {
+				t.Errorf("deadline +%v, want +%v", got, c.want)
 			}
 		})
 	}

@@ -46,7 +46,7 @@ type selection struct {
 // selects those its rule reached before (see followUps); those of them
 // who are no longer subscribers get their rows after everyone else.
 func (p *Planner) each(tx *store.Tx, req Request, now time.Time, after string, fn func(j *planJob, r templates.Rendered, renderErr error) error) error {
-	sel := &selection{p: p, req: req, now: now, deadline: now.Add(p.retry.Deadline), zones: map[string]*time.Location{},
+	sel := &selection{p: p, req: req, now: now, deadline: p.deadline(req, now), zones: map[string]*time.Location{},
 		groups: map[renderGroup]*renderSlot{}}
 	var err error
 	if sel.optOuts, err = tx.OptOuts(); err != nil {
@@ -268,4 +268,15 @@ func (sel *selection) gone(id string) {
 			nd.Detail = fmt.Sprintf("%s is no longer a subscriber (and alert rule %s, which told them of %s before, is no longer in the config)", id, nd.Rule, inc)
 		}
 	}
+}
+
+// deadline is how long req's deliveries may still go out: retry.deadline
+// after planning, except that a scheduled briefing has exactly its own
+// window: it is sent until the next one is due (however long an outage
+// lasts within it), and never once the next one is.
+func (p *Planner) deadline(req Request, now time.Time) time.Time {
+	if req.Kind == "briefing" && req.NextBriefing.After(now) {
+		return req.NextBriefing
+	}
+	return now.Add(p.retry.Deadline)
 }
