@@ -15,7 +15,7 @@ func TestReachedQuery_UsesIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	rows, err := st.r.Query(`EXPLAIN QUERY PLAN `+reachedQuery, "INC-1", 0)
+	rows, err := st.r.db.Query(`EXPLAIN QUERY PLAN `+reachedQuery, "INC-1", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/crier-dev/crier/store/sqlite"
 )
 
 // schemaOf lists every table and index with its SQL, as SQLite keeps it.
@@ -35,11 +38,15 @@ func schemaOf(t *testing.T, db *sql.DB) map[string]string {
 func TestOpen_UpgradesFirstReleaseDatabase(t *testing.T) {
 	ctx := context.Background()
 	old := filepath.Join(t.TempDir(), "v1.db")
-	db, err := sql.Open("sqlite", dsn(old, false))
+	db, err := sql.Open("sqlite", sqlite.DSN(old, false))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(schemaV1); err != nil {
+	schemaV1, err := os.ReadFile(filepath.Join("sqlite", "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(string(schemaV1)); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UnixMilli()
@@ -62,7 +69,7 @@ func TestOpen_UpgradesFirstReleaseDatabase(t *testing.T) {
 	}
 	defer st.Close()
 	var v int
-	if err := st.w.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != SchemaVersion {
+	if err := st.w.db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != SchemaVersion {
 		t.Fatalf("user_version = %d, %v; want %d", v, err, SchemaVersion)
 	}
 	tr := &Trigger{Key: "send:old"}
@@ -82,7 +89,7 @@ func TestOpen_UpgradesFirstReleaseDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	got, want := schemaOf(t, st.w), schemaOf(t, fresh.w)
+	got, want := schemaOf(t, st.w.db), schemaOf(t, fresh.w.db)
 	for name, q := range want {
 		if got[name] != q {
 			t.Errorf("%s after the upgrade:\n%s\nin a new database:\n%s", name, got[name], q)
@@ -105,7 +112,7 @@ func TestOpen_UpgradesFirstReleaseDatabase(t *testing.T) {
 		}
 	}
 	var n int
-	if err := st.w.QueryRow(`SELECT COUNT(*) FROM deliveries WHERE trigger_id=1`).Scan(&n); err != nil || n != 2 {
+	if err := st.w.db.QueryRow(`SELECT COUNT(*) FROM deliveries WHERE trigger_id=1`).Scan(&n); err != nil || n != 2 {
 		t.Errorf("the old deliveries after the upgrade: %d, %v; want both", n, err)
 	}
 }

@@ -23,6 +23,9 @@ type stmtCache struct {
 
 // prepared returns q prepared on the writer, or nil if it is not (yet).
 func (s *Store) prepared(q string) *sql.Stmt {
+	if !s.eng.Prepares() {
+		return nil
+	}
 	s.stmts.mu.Lock()
 	defer s.stmts.mu.Unlock()
 	return s.stmts.m[q]
@@ -31,6 +34,9 @@ func (s *Store) prepared(q string) *sql.Stmt {
 // prepare adds the statements a transaction ran unprepared to the cache.
 // It must not be called while the caller holds a transaction.
 func (s *Store) prepare(ctx context.Context, qs []string) {
+	if !s.eng.Prepares() {
+		return
+	}
 	for _, q := range qs {
 		s.stmts.mu.Lock()
 		_, done := s.stmts.m[q]

@@ -1,96 +1,44 @@
-// Package store is crier's one SQLite file: incidents, subscribers,
-// opt-outs, triggers, the deliveries table (outbox and log in one), schedule
-// runs and Slack/email thread references. It uses modernc.org/sqlite (pure
-// Go) with one writer connection and a small read pool.
+// Package store is crier's data: incidents, subscribers, opt-outs,
+// triggers, the deliveries table (outbox and log in one), schedule runs,
+// acknowledgements, tokens, users and sessions, and Slack/email thread
+// references. It is one set of SQL queries over an engine (package
+// engine): store/sqlite, the embedded default, or store/postgres, for
+// several crier servers on one database.
 package store
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	_ "embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+	"github.com/crier-dev/crier/store/engine"
+	"github.com/crier-dev/crier/store/postgres"
+	"github.com/crier-dev/crier/store/sqlite"
 )
 
-//go:embed schema.sql
-var schemaV1 string
-
-// upgrades[i] brings a database from schema version i+1 to i+2. A new
-// database gets schemaV1 and then every upgrade, so both paths end equal.
-// schema.sql is the schema of the first release and does not change
-// again: a later change is a new entry here and SchemaVersion+1.
-var upgrades = []string{
-	// v2: planning in chunks. A large trigger's deliveries are committed a
-	// chunk at a time so sending starts at once; the trigger keeps what
-	// is needed to finish planning after a crash.
-	`ALTER TABLE triggers ADD COLUMN plan_spec TEXT NOT NULL DEFAULT '';   -- the request, while planning is unfinished
-	 ALTER TABLE triggers ADD COLUMN plan_cursor TEXT NOT NULL DEFAULT ''; -- the last subscriber planned
-	 ALTER TABLE triggers ADD COLUMN plan_until INTEGER NOT NULL DEFAULT 0; -- the planner's lease; 0 once planning is complete
-	 CREATE INDEX triggers_planning ON triggers(plan_until) WHERE plan_until != 0;
-	 CREATE INDEX subscribers_locale ON subscribers(locale, id); -- the locales a plan checks templates for, without a scan
-	 -- Only SMS receipts look a delivery up by its provider id: an email's
-	 -- Message-ID (random by design) need not be indexed on every send.
-	 DROP INDEX deliveries_provider;
-	 CREATE INDEX deliveries_provider ON deliveries(provider_id) WHERE provider_id != '' AND kind = 'sms';`,
-	// v3: claimed is not sending. A claim is a lease on a queued row
-	// (claimed_by, lease_until); a row becomes sending, with attempt_at,
-	// only just before its provider call, so a crash leaves in doubt only
-	// the requests really started. The provider's own segment count is
-	// kept beside crier's; the alert rule that planned a delivery is kept,
-	// so an incident's updates reach everyone its alerts reached; a
-	// broadcast's fingerprint recognises a repeat; meta holds the
-	// installation's identity.
-	`ALTER TABLE deliveries ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';      -- the process holding the row's lease ('' none)
-	 ALTER TABLE deliveries ADD COLUMN attempt_at INTEGER NOT NULL DEFAULT 0;    -- when the latest provider request started (0: never)
-	 ALTER TABLE deliveries ADD COLUMN provider_segments INTEGER NOT NULL DEFAULT 0; -- segments as the provider counted them
-	 ALTER TABLE deliveries ADD COLUMN rule TEXT NOT NULL DEFAULT '';            -- the alert rule (or briefing) that planned it
-	 ALTER TABLE triggers ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';       -- what a repeat of the same request looks like
-	 DROP INDEX deliveries_claim;
-	 -- The unclaimed queued rows (here) and the rows a process holds
-	 -- (below). Their conditions are on lease_until, which is set exactly
-	 -- while claimed_by is, rather than on claimed_by: SQLite re-prepares
-	 -- a statement whenever it must compare a bound value with a partial
-	 -- index's condition, and marks and outcomes find rows by
-	 -- claimed_by = ? thousands of times a second.
-	 CREATE INDEX deliveries_claim ON deliveries(channel, priority DESC, next_at, id) WHERE status = 'queued' AND lease_until = 0;
-	 -- Channel first: a lookup by claimed_by alone (marks, outcomes) must
-	 -- go by id, never scan a busy process's claims.
-	 CREATE INDEX deliveries_claimed ON deliveries(channel, claimed_by) WHERE lease_until != 0;
-	 DROP INDEX deliveries_sending;
-	 CREATE INDEX deliveries_unknown ON deliveries(channel, next_at) WHERE status = 'unknown';
-	 CREATE INDEX deliveries_rule ON deliveries(incident_id, rule, subscriber_id) WHERE incident_id != '' AND rule != '';
-	 CREATE INDEX triggers_fingerprint ON triggers(fingerprint, created_at) WHERE fingerprint != '';
-	 CREATE TABLE meta (
-	     key   TEXT PRIMARY KEY,
-	     value TEXT NOT NULL
-	 );`,
-}
-
-// SchemaVersion is the schema this binary writes. A database with a newer
-// version is refused rather than damaged.
-const SchemaVersion = 3
+// SchemaVersion is the schema this binary writes (the same on every
+// engine). A database with a newer version is refused rather than damaged.
+const SchemaVersion = sqlite.SchemaVersion
 
 // Store is an open crier database.
 type Store struct {
-	w    *sql.DB // the single writer
-	r    *sql.DB // readers (WAL lets them run beside the writer)
-	path string
-	now  func() time.Time
-	// stmts caches the writer's prepared statements.
+	eng engine.Engine
+	w   dbh // where write transactions run (SQLite: the single writer)
+	r   dbh // where reads run (SQLite: a read pool beside the writer)
+	now func() time.Time
+	// stmts caches the writer's prepared statements (SQLite).
 	stmts stmtCache
 	// bodies caches message bodies for claims, keys trigger keys.
 	bodies bodyCache
 	keys   keyCache
 	// installation is the database's identity (see Installation).
 	installation string
+	// rebound caches the engine's spelling of each statement.
+	rebound sync.Map
 }
 
 // Option changes how Open sets up the store.
@@ -99,114 +47,134 @@ type Option func(*Store)
 // WithClock replaces time.Now (tests drive a fake clock through it).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	if readOnly {
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Set("_txlock", "immediate")
+// Open opens (creating if needed) the SQLite database file at path and
+// brings its schema up to date.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	eng, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, err
 	}
-	q.Set("_time_format", "sqlite")
-	return "file:" + path + "?" + q.Encode()
+	return OpenEngine(ctx, eng, opts...)
 }
 
-// Open opens (creating if needed) the database at path and brings its
-// schema up to date.
-func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	if path == "" {
-		return nil, errors.New("store: the database path is empty: set store.path in the config")
+// OpenURL opens the database at url: sqlite:PATH (or a bare path) for the
+// embedded engine, postgres://… or postgresql://… for PostgreSQL.
+func OpenURL(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	var eng engine.Engine
+	var err error
+	switch {
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		eng, err = postgres.Open(ctx, url)
+	default:
+		eng, err = sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite:"))
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
-		}
-	}
-	w, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, path: path, now: time.Now}
+	return OpenEngine(ctx, eng, opts...)
+}
+
+// OpenEngine is a store on an open engine; Close closes the engine.
+func OpenEngine(ctx context.Context, eng engine.Engine, opts ...Option) (*Store, error) {
+	s := &Store{eng: eng, now: time.Now}
+	s.w = dbh{db: eng.Writer(), s: s}
+	s.r = dbh{db: eng.Reader(), s: s}
 	for _, o := range opts {
 		o(s)
 	}
-	if err := s.migrate(ctx); err != nil {
-		w.Close()
+	if err := s.loadInstallation(ctx); err != nil {
+		eng.Close()
 		return nil, err
 	}
-	r, err := sql.Open("sqlite", dsn(path, true))
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("store: open %s for reading: %w", path, err)
-	}
-	r.SetMaxOpenConns(4)
-	s.r = r
 	return s, nil
 }
 
-// Path is the database file.
-func (s *Store) Path() string { return s.path }
+// Path names the database for people: the file, or the URL without its
+// password.
+func (s *Store) Path() string { return s.eng.Where() }
+
+// Engine is the name of the database engine: sqlite or postgres.
+func (s *Store) Engine() string { return s.eng.Name() }
+
+// Clustered reports whether several crier servers may run on this
+// database at once (PostgreSQL).
+func (s *Store) Clustered() bool { return s.eng.Clustered() }
+
+// Locks opens a session for locks that hold across every crier process on
+// the database.
+func (s *Store) Locks(ctx context.Context) (engine.Locks, error) { return s.eng.Locks(ctx) }
 
 // Close closes the database.
 func (s *Store) Close() error {
 	s.closeStmts()
-	return errors.Join(s.r.Close(), s.w.Close())
+	return s.eng.Close()
 }
 
-func (s *Store) migrate(ctx context.Context) error {
-	var v int
-	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
-		return fmt.Errorf("store: open %s: %w (is it a SQLite database?)", s.path, err)
+// rebind is q as the engine spells it, cached.
+func (s *Store) rebind(q string) string {
+	if v, ok := s.rebound.Load(q); ok {
+		return v.(string)
 	}
-	if v > SchemaVersion {
-		return fmt.Errorf("store: %s has schema version %d, newer than this crier (%d): upgrade crier or use a backup", s.path, v, SchemaVersion)
+	r := s.eng.Rebind(q)
+	if len(q) < 8192 {
+		s.rebound.Store(q, r)
 	}
-	if v == SchemaVersion {
-		return s.loadInstallation(ctx)
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	defer tx.Rollback()
-	if v == 0 {
-		if _, err := tx.ExecContext(ctx, schemaV1); err != nil {
-			return fmt.Errorf("store: migrate to v1: %w", err)
-		}
-		v = 1
-	}
-	for ; v < SchemaVersion; v++ {
-		if _, err := tx.ExecContext(ctx, upgrades[v-1]); err != nil {
-			return fmt.Errorf("store: migrate to v%d: %w", v+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	// The installation's identity is made once, with the database (or
-	// with the upgrade that brought it), and never changes.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key,value) VALUES('installation',?) ON CONFLICT(key) DO NOTHING`, newInstallationID()); err != nil {
-		return fmt.Errorf("store: migrate: record the installation id: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	return s.loadInstallation(ctx)
+	return r
 }
 
-// newInstallationID is 128 random bits, hex.
-func newInstallationID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on supported systems
-	}
-	return hex.EncodeToString(b[:])
+// dbh is a pool whose statements are rebound for the engine.
+type dbh struct {
+	db *sql.DB
+	s  *Store
 }
+
+func (d dbh) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return d.db.ExecContext(ctx, d.s.rebind(q), args...)
+}
+
+func (d dbh) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return d.db.QueryContext(ctx, d.s.rebind(q), args...)
+}
+
+func (d dbh) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return d.db.QueryRowContext(ctx, d.s.rebind(q), args...)
+}
+
+func (d dbh) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return d.db.PrepareContext(ctx, d.s.rebind(q))
+}
+
+// BeginTx starts a read-only view (a transaction that writes nothing).
+func (d dbh) BeginTx(ctx context.Context, o *sql.TxOptions) (txh, error) {
+	tx, err := d.db.BeginTx(ctx, o)
+	return txh{tx: tx, s: d.s}, err
+}
+
+// txh is a transaction whose statements are rebound for the engine.
+type txh struct {
+	tx *sql.Tx
+	s  *Store
+}
+
+func (t txh) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.s.rebind(q), args...)
+}
+
+func (t txh) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.s.rebind(q), args...)
+}
+
+func (t txh) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.s.rebind(q), args...)
+}
+
+func (t txh) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
+	return t.tx.PrepareContext(ctx, t.s.rebind(q))
+}
+
+func (t txh) StmtContext(ctx context.Context, st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(ctx, st) }
+func (t txh) Commit() error                                          { return t.tx.Commit() }
+func (t txh) Rollback() error                                        { return t.tx.Rollback() }
 
 func (s *Store) loadInstallation(ctx context.Context) error {
 	if err := s.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='installation'`).Scan(&s.installation); err != nil {
@@ -281,21 +249,6 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Backup writes a consistent copy of the database to dst (which must not
-// exist) while writers carry on.
-func (s *Store) Backup(ctx context.Context, dst string) error {
-	if _, err := os.Stat(dst); err == nil {
-		return fmt.Errorf("store: backup target %s already exists: choose a new file name", dst)
-	}
-	// The read pool is query_only, which SQLite applies to VACUUM INTO too,
-	// and the writer must stay free: the copy gets a connection of its own.
-	// In WAL mode it holds only a read transaction.
-	db, err := sql.Open("sqlite", dsn(s.path, false))
-	if err != nil {
-		return fmt.Errorf("store: backup to %s: %w", dst, err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
-		return fmt.Errorf("store: backup to %s: %w", dst, err)
-	}
-	return nil
-}
+// exist) while writers carry on (SQLite), or says how to back the engine
+// up instead (PostgreSQL: pg_dump).
+func (s *Store) Backup(ctx context.Context, dst string) error { return s.eng.Backup(ctx, dst) }

@@ -5,32 +5,59 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // Tx is one write transaction. Everything that must land together (an
 // incident update and the deliveries it triggers; every delivery of a
 // broadcast) is written through one Tx.
 type Tx struct {
-	tx    *sql.Tx
+	tx    txh
 	ctx   context.Context
 	s     *Store
 	after []func()
 	// unprepared lists statements that ran without a cached preparation.
 	unprepared []string
+	// serialized: see Store.write.
+	serialized bool
 }
 
 // AfterCommit runs fn once the transaction has committed, and never if it
 // rolls back: what it reports (metrics) then matches what was written.
 func (t *Tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 
-// Write runs fn in one IMMEDIATE transaction and commits it if fn returns
-// nil; otherwise nothing fn wrote is kept.
-func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+// Write runs fn in one transaction and commits it if fn returns nil;
+// otherwise nothing fn wrote is kept. Write transactions are serialized:
+// on SQLite by its single writer, on PostgreSQL across every crier process
+// by an advisory lock, so each sees the last one's commit (the
+// dispatcher's claims and outcomes alone run beside them, on row locks).
+// fn may be run again if the engine rolled the transaction back to let
+// another go first (a deadlock): it must not keep state across runs
+// beyond what it sets afresh.
+func (s *Store) Write(ctx context.Context, fn func(*Tx) error) error { return s.write(ctx, true, fn) }
+
+// write runs fn as Write does; serialized false runs it beside other
+// writers, on row locks alone.
+func (s *Store) write(ctx context.Context, serialized bool, fn func(*Tx) error) error {
+	for try := 1; ; try++ {
+		err := s.writeOnce(ctx, serialized, fn)
+		if err == nil || try == maxWriteTries || !s.eng.Retry(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(try) * 5 * time.Millisecond)
+	}
+}
+
+// maxWriteTries bounds how often a transaction is run again after the
+// engine rolled it back in favour of another.
+const maxWriteTries = 5
+
+func (s *Store) writeOnce(ctx context.Context, serialized bool, fn func(*Tx) error) error {
+	tx, err := s.eng.Begin(ctx, serialized)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t := &Tx{tx: tx, ctx: ctx, s: s}
+	t := &Tx{tx: txh{tx: tx, s: s}, ctx: ctx, s: s, serialized: serialized}
 	defer func() {
 		_ = t.tx.Rollback() // no-op after a commit; frees the connection
 		if len(t.unprepared) > 0 {
@@ -65,11 +92,11 @@ func (t *Tx) Continue() error {
 	// Between the two transactions the writer is free: whoever was told
 	// by an after-commit function (a dispatcher claiming what was just
 	// committed) and is waiting for it gets it before this carries on.
-	tx, err := t.s.w.BeginTx(t.ctx, nil)
+	tx, err := t.s.eng.Begin(t.ctx, t.serialized)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t.tx = tx
+	t.tx = txh{tx: tx, s: t.s}
 	return nil
 }
 
@@ -105,6 +132,9 @@ func (t *Tx) queryRow(q string, args ...any) *sql.Row {
 // directly). Parsing SQL was a tenth of the dispatcher's time: the hot
 // statements (claims, outcomes, events) are parsed once per process.
 func (t *Tx) stmt(q string) *sql.Stmt {
+	if !t.s.eng.Prepares() {
+		return nil
+	}
 	ps := t.s.prepared(q)
 	if ps == nil {
 		if !slices.Contains(t.unprepared, q) {
