@@ -85,7 +85,7 @@ func holderOr(h string) string {
 // sending just before it is sent.
 func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 	var out []Claimed
-	err := s.Write(ctx, func(t *Tx) error {
+	err := s.write(ctx, false, func(t *Tx) error {
 		var err error
 		out, err = t.claim(o)
 		return err
@@ -101,7 +101,10 @@ func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 // send on record first. It returns each claim's deliveries in order.
 func (s *Store) Round(ctx context.Context, results []Result, claims []ClaimOptions) ([][]Claimed, error) {
 	out := make([][]Claimed, len(claims))
-	err := s.Write(ctx, func(t *Tx) error {
+	// Beside other writers: every row it touches is one this process
+	// holds, or one its claim locks (passing over rows another process
+	// has locked).
+	err := s.write(ctx, false, func(t *Tx) error {
 		if err := t.record(results); err != nil {
 			return err
 		}
@@ -171,7 +174,7 @@ func (t *Tx) claim(o ClaimOptions) ([]Claimed, error) {
 	// rows. Only what other tables hold is looked up afterwards, and
 	// only where a row needs it.
 	rows, err := t.query(`UPDATE deliveries SET `+set+`
-		WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ?)
+		WHERE id IN (SELECT id FROM deliveries d WHERE `+cond+` ORDER BY priority DESC, next_at, id LIMIT ? /*FOR UPDATE SKIP LOCKED*/)
 		RETURNING id, trigger_id, subscriber_id, channel, kind, address, incident_id, `+ret+`, deadline, created_at, COALESCE(message_id,0), priority, next_at`,
 		append(setArgs, args...)...)
 	if err != nil {

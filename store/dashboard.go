@@ -38,7 +38,7 @@ func (s *Store) Tally(ctx context.Context, f TallyFilter) ([]TallyRow, error) {
 		cond += " AND trigger_id=?"
 		args = append(args, f.TriggerID)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT channel, kind, status, COUNT(*), SUM(acked_at > 0) FROM deliveries WHERE `+cond+`
+	rows, err := s.r.QueryContext(ctx, `SELECT channel, kind, status, COUNT(*), SUM(CASE WHEN acked_at > 0 THEN 1 ELSE 0 END) FROM deliveries WHERE `+cond+`
 		GROUP BY channel, kind, status ORDER BY channel, status`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: tally deliveries: %w", err)

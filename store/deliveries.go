@@ -294,8 +294,12 @@ func (e *Enqueuer) Add(d *NewDelivery) error {
 	if next == 0 {
 		next = e.now
 	}
+	ack := 0
+	if d.Ack {
+		ack = 1
+	}
 	e.pending = append(e.pending, d.SubscriberID, d.Channel, d.Kind, d.Address, d.IncidentID, msgID,
-		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, d.Ack, d.EscalatesID, d.Rule)
+		d.Priority, d.Status, d.Reason, d.Detail, next, ms(d.Deadline), d.Segments, ack, d.EscalatesID, d.Rule)
 	if len(e.pending) == enqueueBatch*deliveryCols {
 		return e.write(e.ins)
 	}

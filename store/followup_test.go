@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"database/sql"
 	"strings"
 	"testing"
 
@@ -38,15 +37,8 @@ func TestTx_EachReached_Statuses(t *testing.T) {
 	)
 	// The statuses the dispatcher and receipts would have written.
 	set := map[string]string{"b-sent": "sent", "c-delivered": "delivered", "d-unknown": "unknown", "e-expired": "expired", "f-failed": "failed", "l-sending": "sending"}
-	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 	for id, s := range set {
-		if _, err := w.Exec(`UPDATE deliveries SET status=? WHERE subscriber_id=?`, s, id); err != nil {
-			t.Fatal(err)
-		}
+		rawExec(t, path, `UPDATE deliveries SET status=? WHERE subscriber_id=?`, s, id)
 	}
 	second := enqueue(t, st, "incident:INC-1:2", delivery("m-this-trigger", on("r1", "INC-1")))
 

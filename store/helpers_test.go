@@ -4,12 +4,16 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver, for raw
+
 	"github.com/crier-dev/crier/store"
+	"github.com/crier-dev/crier/store/engine"
+	"github.com/crier-dev/crier/store/storetest"
 	"github.com/crier-dev/crier/subscribers"
 )
 
@@ -36,17 +40,18 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// open opens a fresh database file with the production DSN and closes it
-// when the test ends.
+// open opens a fresh database on the engine under test (a SQLite file
+// with the production DSN, or a PostgreSQL schema of its own; see
+// storetest) and closes it when the test ends. path is its database.url.
 func open(tb testing.TB, clk *fakeClock) (*store.Store, string) {
 	tb.Helper()
-	path := filepath.Join(tb.TempDir(), "crier.db")
+	path := storetest.URL(tb)
 	return openAt(tb, path, clk), path
 }
 
 func openAt(tb testing.TB, path string, clk *fakeClock) *store.Store {
 	tb.Helper()
-	st, err := store.Open(context.Background(), path, store.WithClock(clk.Now))
+	st, err := store.OpenURL(context.Background(), path, store.WithClock(clk.Now))
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -54,16 +59,60 @@ func openAt(tb testing.TB, path string, clk *fakeClock) *store.Store {
 	return st
 }
 
-// raw opens the same file read-only with database/sql, to count rows the
+// raw opens the same database with database/sql, to count rows the
 // store's API does not expose.
 func raw(tb testing.TB, path string) *sql.DB {
 	tb.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)&_pragma=busy_timeout(5000)")
+	var db *sql.DB
+	var err error
+	if p, ok := strings.CutPrefix(path, "sqlite:"); ok {
+		db, err = sql.Open("sqlite", "file:"+p+"?_pragma=query_only(1)&_pragma=busy_timeout(5000)")
+	} else {
+		db, err = sql.Open("pgx", path)
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// rawRow runs one query on raw(tb, path), with ? placeholders on either engine.
+func rawRow(tb testing.TB, path, q string, args ...any) *sql.Row {
+	tb.Helper()
+	if !strings.HasPrefix(path, "sqlite:") {
+		q = engine.Numbered(q)
+	}
+	return raw(tb, path).QueryRow(q, args...)
+}
+
+// rawExec runs one statement on the database behind the store's back,
+// with ? placeholders on either engine.
+func rawExec(tb testing.TB, path, q string, args ...any) {
+	tb.Helper()
+	var db *sql.DB
+	var err error
+	if p, ok := strings.CutPrefix(path, "sqlite:"); ok {
+		db, err = sql.Open("sqlite", "file:"+p+"?_pragma=busy_timeout(5000)")
+	} else {
+		db, err = sql.Open("pgx", path)
+		q = engine.Numbered(q)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(q, args...); err != nil {
+		tb.Fatalf("%s: %v", q, err)
+	}
+}
+
+// sqliteOnly skips a test of what only the SQLite engine has.
+func sqliteOnly(tb testing.TB) {
+	tb.Helper()
+	if storetest.Engine() != "sqlite" {
+		tb.Skip("a test of the SQLite file itself")
+	}
 }
 
 func count(tb testing.TB, path, table string) int {

@@ -183,7 +183,7 @@ func (s *Store) AckableByRef(ctx context.Context, kind, address, ref string) (SM
 	case perr == nil:
 		err = s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE id=? AND kind=? AND address=? AND `+ackableSent, n, kind, address).Scan(&id)
 	default:
-		err = s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE kind=? AND address=? AND `+ackableSent+` AND incident_id=? COLLATE NOCASE ORDER BY id DESC LIMIT 1`,
+		err = s.r.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE kind=? AND address=? AND `+ackableSent+` AND UPPER(incident_id)=UPPER(?) ORDER BY id DESC LIMIT 1`,
 			kind, address, ref).Scan(&id)
 	}
 	if errNoRows(err) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crier-dev/crier/store/sqlite"
+	"github.com/crier-dev/crier/store/storetest"
 )
 
 // schemaOf lists every table and index with its SQL, as SQLite keeps it.
@@ -36,6 +37,9 @@ func schemaOf(t *testing.T, db *sql.DB) map[string]string {
 // it is upgraded in place, keeps its rows, and ends with exactly the
 // schema a new database gets.
 func TestOpen_UpgradesFirstReleaseDatabase(t *testing.T) {
+	if storetest.Engine() != "sqlite" {
+		t.Skip("the upgrade of a SQLite file")
+	}
 	ctx := context.Background()
 	old := filepath.Join(t.TempDir(), "v1.db")
 	db, err := sql.Open("sqlite", sqlite.DSN(old, false))

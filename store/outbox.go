@@ -250,7 +250,7 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 	if len(results) == 0 {
 		return nil
 	}
-	return s.Write(ctx, func(t *Tx) error { return t.record(results) })
+	return s.write(ctx, false, func(t *Tx) error { return t.record(results) })
 }
 
 // RecordAndMark records results and then marks ids sending (as Record
@@ -324,7 +324,7 @@ func (t *Tx) record(results []Result) error {
 // provider may answer with.)
 func (t *Tx) recordRun(run []Result, now int64, ev *eventWriter) error {
 	const set = `UPDATE deliveries SET status=?, reason=?, detail=?, provider_id=CASE WHEN ?='' THEN provider_id ELSE ? END,
-			provider_segments=CASE WHEN ?=0 THEN provider_segments ELSE ? END, next_at=CASE WHEN ?=0 THEN next_at ELSE ? END,
+			provider_segments=CASE WHEN CAST(? AS BIGINT)=0 THEN provider_segments ELSE ? END, next_at=CASE WHEN CAST(? AS BIGINT)=0 THEN next_at ELSE ? END,
 			attempts=attempts-?, lease_until=0, claimed_by='', updated_at=?, sent_at=CASE WHEN ?='sent' THEN ? ELSE sent_at END
 			WHERE id=? AND claimed_by=? AND status IN ('queued','sending')`
 	for _, r := range run {
@@ -358,7 +358,7 @@ func (t *Tx) recordOne(r Result, now int64, ev *eventWriter) error {
 	next := ms(r.NextAt)
 	var inc, ch, kind, addr string
 	err := t.queryRow(`UPDATE deliveries SET status=?, reason=?, detail=?, provider_id=CASE WHEN ?='' THEN provider_id ELSE ? END,
-			provider_segments=CASE WHEN ?=0 THEN provider_segments ELSE ? END, next_at=CASE WHEN ?=0 THEN next_at ELSE ? END,
+			provider_segments=CASE WHEN CAST(? AS BIGINT)=0 THEN provider_segments ELSE ? END, next_at=CASE WHEN CAST(? AS BIGINT)=0 THEN next_at ELSE ? END,
 			attempts=attempts-?, lease_until=0, claimed_by='', updated_at=?, sent_at=CASE WHEN ?='sent' THEN ? ELSE sent_at END
 			WHERE id=? AND claimed_by=? AND status IN ('queued','sending')
 			RETURNING incident_id, channel, kind, address`,
@@ -437,23 +437,40 @@ func (w *eventWriter) flush() error {
 }
 
 // ExpireOverdue marks queued deliveries whose deadline has passed as
-// expired, so a briefing held up by an outage is not sent hours late.
+// expired, so a briefing held up by an outage is not sent hours late. A
+// delivery a process holds is left to it.
 func (s *Store) ExpireOverdue(ctx context.Context) (int64, error) {
 	now := ms(s.now())
 	var n int64
+	const why = "deadline passed before it could be sent"
 	err := s.Write(ctx, func(t *Tx) error {
-		if _, err := t.exec(`INSERT INTO delivery_events(delivery_id,at,status,reason,detail)
-			SELECT id, ?, 'expired', 'deadline', 'deadline passed before it could be sent' FROM deliveries
-			WHERE status='queued' AND deadline>0 AND deadline<?`, now, now); err != nil {
-			return err
-		}
-		res, err := t.exec(`UPDATE deliveries SET status='expired', reason='deadline', detail='deadline passed before it could be sent', updated_at=?
-			WHERE status='queued' AND deadline>0 AND deadline<?`, now, now)
+		n = 0
+		rows, err := t.query(`UPDATE deliveries SET status='expired', reason='deadline', detail=?, updated_at=?
+			WHERE status='queued' AND lease_until=0 AND deadline>0 AND deadline<? RETURNING id`, why, now, now)
 		if err != nil {
 			return err
 		}
-		n, _ = res.RowsAffected()
-		return nil
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		ev := eventWriter{t: t}
+		for _, id := range ids {
+			if err := ev.add(id, now, StatusExpired, "deadline", why); err != nil {
+				return err
+			}
+		}
+		n = int64(len(ids))
+		return ev.flush()
 	})
 	return n, err
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/crier-dev/crier/store/engine"
 	"github.com/crier-dev/crier/store/postgres"
@@ -39,6 +40,8 @@ type Store struct {
 	installation string
 	// rebound caches the engine's spelling of each statement.
 	rebound sync.Map
+	// utf8: the engine's text must be valid UTF-8.
+	utf8 bool
 }
 
 // Option changes how Open sets up the store.
@@ -76,7 +79,7 @@ func OpenURL(ctx context.Context, url string, opts ...Option) (*Store, error) {
 
 // OpenEngine is a store on an open engine; Close closes the engine.
 func OpenEngine(ctx context.Context, eng engine.Engine, opts ...Option) (*Store, error) {
-	s := &Store{eng: eng, now: time.Now}
+	s := &Store{eng: eng, now: time.Now, utf8: eng.Name() == "postgres"}
 	s.w = dbh{db: eng.Writer(), s: s}
 	s.r = dbh{db: eng.Reader(), s: s}
 	for _, o := range opts {
@@ -129,15 +132,48 @@ type dbh struct {
 }
 
 func (d dbh) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return d.db.ExecContext(ctx, d.s.rebind(q), args...)
+	return d.db.ExecContext(ctx, d.s.rebind(q), d.s.args(args)...)
 }
 
 func (d dbh) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return d.db.QueryContext(ctx, d.s.rebind(q), args...)
+	return d.db.QueryContext(ctx, d.s.rebind(q), d.s.args(args)...)
 }
 
 func (d dbh) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return d.db.QueryRowContext(ctx, d.s.rebind(q), args...)
+	return d.db.QueryRowContext(ctx, d.s.rebind(q), d.s.args(args)...)
+}
+
+// args adapts bound values to the engine: booleans go as 0 and 1, as
+// the schema stores them on every engine (SQLite converts them itself;
+// PostgreSQL refuses a boolean for an integer column), and on PostgreSQL,
+// whose text must be UTF-8, a byte that is not (a provider's answer can
+// carry anything) becomes U+FFFD; SQLite keeps the bytes as they came.
+func (s *Store) args(args []any) []any {
+	var out []any // a copy, once there is anything to change
+	set := func(i int, v any) {
+		if out == nil {
+			out = append([]any(nil), args...)
+		}
+		out[i] = v
+	}
+	for i, a := range args {
+		switch v := a.(type) {
+		case bool:
+			if v {
+				set(i, int64(1))
+			} else {
+				set(i, int64(0))
+			}
+		case string:
+			if s.utf8 && !utf8.ValidString(v) {
+				set(i, strings.ToValidUTF8(v, "\uFFFD"))
+			}
+		}
+	}
+	if out == nil {
+		return args
+	}
+	return out
 }
 
 func (d dbh) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -157,24 +193,26 @@ type txh struct {
 }
 
 func (t txh) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.tx.ExecContext(ctx, t.s.rebind(q), args...)
+	return t.tx.ExecContext(ctx, t.s.rebind(q), t.s.args(args)...)
 }
 
 func (t txh) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.tx.QueryContext(ctx, t.s.rebind(q), args...)
+	return t.tx.QueryContext(ctx, t.s.rebind(q), t.s.args(args)...)
 }
 
 func (t txh) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.tx.QueryRowContext(ctx, t.s.rebind(q), args...)
+	return t.tx.QueryRowContext(ctx, t.s.rebind(q), t.s.args(args)...)
 }
 
 func (t txh) PrepareContext(ctx context.Context, q string) (*sql.Stmt, error) {
 	return t.tx.PrepareContext(ctx, t.s.rebind(q))
 }
 
-func (t txh) StmtContext(ctx context.Context, st *sql.Stmt) *sql.Stmt { return t.tx.StmtContext(ctx, st) }
-func (t txh) Commit() error                                          { return t.tx.Commit() }
-func (t txh) Rollback() error                                        { return t.tx.Rollback() }
+func (t txh) StmtContext(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	return t.tx.StmtContext(ctx, st)
+}
+func (t txh) Commit() error   { return t.tx.Commit() }
+func (t txh) Rollback() error { return t.tx.Rollback() }
 
 func (s *Store) loadInstallation(ctx context.Context) error {
 	if err := s.w.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='installation'`).Scan(&s.installation); err != nil {

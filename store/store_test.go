@@ -16,6 +16,7 @@ import (
 )
 
 func TestStore_Open_Errors(t *testing.T) {
+	sqliteOnly(t)
 	tests := []struct {
 		name  string
 		setup func(t *testing.T, path string) // prepares the file at path
@@ -283,6 +284,7 @@ func TestStore_Heartbeat_Alive(t *testing.T) {
 }
 
 func TestStore_Backup(t *testing.T) {
+	sqliteOnly(t)
 	clk := newClock(t0)
 	st, _ := open(t, clk)
 	enqueue(t, st, "send:1", delivery("a"), delivery("b"))

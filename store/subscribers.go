@@ -26,7 +26,9 @@ func (t *Tx) UpsertSubscribers(list []subscribers.Subscriber, source string) err
 		locale=excluded.locale, locale_recorded=excluded.locale_recorded, locale_source=excluded.locale_source, timezone=excluded.timezone, phone=excluded.phone, email=excluded.email, slack=excluded.slack,
 		quiet_start=excluded.quiet_start, quiet_end=excluded.quiet_end, opted_out=excluded.opted_out, source=excluded.source,
 		updated_at=excluded.updated_at
-		WHERE (name, roles, nations, tags, locale, locale_recorded, locale_source, timezone, phone, email, slack, quiet_start, quiet_end, opted_out, source) IS NOT
+		WHERE (subscribers.name, subscribers.roles, subscribers.nations, subscribers.tags, subscribers.locale, subscribers.locale_recorded,
+		       subscribers.locale_source, subscribers.timezone, subscribers.phone, subscribers.email, subscribers.slack, subscribers.quiet_start,
+		       subscribers.quiet_end, subscribers.opted_out, subscribers.source) IS DISTINCT FROM
 		      (excluded.name, excluded.roles, excluded.nations, excluded.tags, excluded.locale, excluded.locale_recorded, excluded.locale_source,
 		       excluded.timezone, excluded.phone, excluded.email, excluded.slack, excluded.quiet_start, excluded.quiet_end, excluded.opted_out, excluded.source)`)
 	if err != nil {

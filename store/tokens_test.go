@@ -65,7 +65,7 @@ func TestStore_CreateToken_ShownOnceStoredHashed(t *testing.T) {
 func lastUsed(tb testing.TB, path, name string) int64 {
 	tb.Helper()
 	var v int64
-	if err := raw(tb, path).QueryRow(`SELECT last_used_at FROM api_tokens WHERE name=?`, name).Scan(&v); err != nil {
+	if err := rawRow(tb, path, `SELECT last_used_at FROM api_tokens WHERE name=?`, name).Scan(&v); err != nil {
 		tb.Fatal(err)
 	}
 	return v

@@ -332,4 +332,6 @@ var rewrites = [][2]string{
 	// A claim's rows are locked, and rows another server has locked are
 	// passed over; SQLite has one writer and needs neither.
 	{`/*FOR UPDATE SKIP LOCKED*/`, `FOR UPDATE SKIP LOCKED`},
+	// An empty blob.
+	{`X''`, `'\x'::bytea`},
 }
