@@ -8,10 +8,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -28,6 +30,7 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
+	Database    Database              `yaml:"database"`
 	Store       Store                 `yaml:"store"`
 	Server      Server                `yaml:"server"`
 	Log         Log                   `yaml:"log"`
@@ -51,10 +54,110 @@ type Config struct {
 	people []subscribers.Subscriber
 }
 
-// Store says where the database lives.
+// Database says where the database lives.
+type Database struct {
+	// URL is sqlite:PATH (the embedded default; PATH relative to the
+	// config file's directory) or postgres://… (several crier servers on
+	// one database). A URL with a password comes from ${ENV} or URLFile,
+	// never from the YAML itself.
+	URL string `yaml:"url"`
+	// URLFile is a file holding the URL (a mounted secret).
+	URLFile string `yaml:"url_file"`
+	// resolved is URL after ${ENV} and URLFile, with a SQLite path made
+	// relative to the working directory.
+	resolved fields.Secret
+}
+
+// Store is the older way to name the SQLite file: store.path is
+// database.url sqlite:PATH.
 type Store struct {
 	// Path is the SQLite file (relative to the config file's directory).
 	Path string `yaml:"path"`
+}
+
+// DatabaseURL is the database to open: a postgres:// URL, or sqlite:PATH
+// with PATH relative to the working directory. It prints as <secret>.
+func (c *Config) DatabaseURL() fields.Secret { return c.Database.resolved }
+
+// SetSQLitePath points the config at a SQLite file (the demo's own).
+func (c *Config) SetSQLitePath(path string) {
+	c.Store.Path, c.Database.URL = path, ""
+	c.Database.resolved = fields.Secret("sqlite:" + path)
+}
+
+// resolveDatabase works out database.url: ${ENV} or url_file, an inline
+// URL only without a password, store.path as the older spelling, and the
+// default sqlite:crier.db.
+func (c *Config) resolveDatabase(getenv func(string) string) fields.List {
+	var errs fields.List
+	d := &c.Database
+	raw := strings.TrimSpace(d.URL)
+	switch {
+	case raw != "" && d.URLFile != "":
+		errs.Add("database.url", "", "is set together with database.url_file: keep one")
+		return errs
+	case d.URLFile != "":
+		b, err := os.ReadFile(c.Resolve(d.URLFile))
+		if err != nil {
+			errs.Add("database.url_file", d.URLFile, "cannot be read: %v", err)
+			return errs
+		}
+		raw = strings.TrimSpace(string(b))
+		if raw == "" {
+			errs.Add("database.url_file", d.URLFile, "is empty: it must hold the database URL")
+			return errs
+		}
+	case envRef.MatchString(raw):
+		name := envRef.FindStringSubmatch(raw)[1]
+		raw = strings.TrimSpace(getenv(name))
+		if raw == "" {
+			errs.Add("database.url", d.URL, "refers to the environment variable %s, which is not set or empty", name)
+			return errs
+		}
+	case raw != "":
+		if u, err := url.Parse(raw); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				errs.Add("database.url", "(a URL with a password)", "holds a password: put the URL in an environment variable (url: ${CRIER_DATABASE_URL}) or a file (url_file), never in the YAML")
+				return errs
+			}
+		}
+		if strings.Contains(raw, "password=") {
+			errs.Add("database.url", "(a URL with a password)", "holds a password: put the URL in an environment variable (url: ${CRIER_DATABASE_URL}) or a file (url_file), never in the YAML")
+			return errs
+		}
+	}
+	if raw != "" && c.Store.Path != "" {
+		errs.Add("store.path", c.Store.Path, "is set together with database.url: keep database.url (store.path is its older spelling for a SQLite file)")
+		return errs
+	}
+	switch {
+	case raw == "":
+		path := c.Store.Path
+		if path == "" {
+			path = "crier.db"
+		}
+		d.resolved = fields.Secret("sqlite:" + c.Resolve(path))
+	case strings.HasPrefix(raw, "sqlite:"):
+		path := strings.TrimPrefix(raw, "sqlite:")
+		if path == "" {
+			errs.Add("database.url", raw, "names no file: write sqlite:PATH, for example sqlite:crier.db")
+			return errs
+		}
+		d.resolved = fields.Secret("sqlite:" + c.Resolve(path))
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		if _, err := url.Parse(raw); err != nil {
+			errs.Add("database.url", "(unparsable URL)", "is not a URL: write postgres://user@host:5432/database")
+			return errs
+		}
+		d.resolved = fields.Secret(raw)
+	default:
+		shown := raw
+		if i := strings.Index(shown, "://"); i > 0 {
+			shown = shown[:i+3] + "…"
+		}
+		errs.Add("database.url", shown, "must be sqlite:PATH (the default, sqlite:crier.db) or postgres://user@host:5432/database")
+	}
+	return errs
 }
 
 // Server configures crier serve's HTTP side.
@@ -259,6 +362,7 @@ func Parse(raw []byte, dir string, getenv func(string) string) (*Config, error) 
 	c.Dir, c.lines = dir, lines
 	c.defaults()
 	errs = append(errs, resolveSecrets(reflectValue(c), "", dir, getenv)...)
+	errs = append(errs, c.resolveDatabase(getenv)...)
 	errs = append(errs, c.validate()...)
 	// A secret that could not be resolved is also empty for the
 	// component's own check: report each key once, the first reason.
@@ -315,9 +419,6 @@ func (c *Config) Resolve(p string) string {
 }
 
 func (c *Config) defaults() {
-	if c.Store.Path == "" {
-		c.Store.Path = "crier.db"
-	}
 	if c.Server.Listen == "" {
 		c.Server.Listen = "127.0.0.1:8080"
 	}

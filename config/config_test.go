@@ -73,8 +73,8 @@ func TestConfig_Parse_Example(t *testing.T) {
 			t.Errorf("channel %s: %+v, want a sandbox of kind %s", name, ch, kind)
 		}
 	}
-	if c.Store.Path != "crier.db" || c.Resolve(c.Store.Path) != filepath.Join(dir, "crier.db") {
-		t.Errorf("store path %q resolves to %q, want it next to the config", c.Store.Path, c.Resolve(c.Store.Path))
+	if got, want := c.DatabaseURL().Reveal(), "sqlite:"+filepath.Join(dir, "crier.db"); got != want {
+		t.Errorf("database %q, want %q: a SQLite file next to the config", got, want)
 	}
 	if n := strings.Count(string(raw), "\n    - id: "); len(c.People()) != n || n == 0 {
 		t.Errorf("%d people, the example lists %d", len(c.People()), n)

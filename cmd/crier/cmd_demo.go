@@ -48,7 +48,7 @@ this machine. Prints what each audience received and the delivery log.`,
 			if err != nil {
 				return err
 			}
-			cfg.Store.Path = filepath.Join(tmp, "demo.db")
+			cfg.SetSQLitePath(filepath.Join(tmp, "demo.db"))
 			cfg.Log.Level = "error"
 			for _, ch := range cfg.Channels {
 				k := ch.Kind()

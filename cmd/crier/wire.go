@@ -176,7 +176,7 @@ func openApp(ctx context.Context, path string, e *env) (*app, error) {
 // buildApp builds everything from a loaded config.
 func buildApp(ctx context.Context, cfg *config.Config, tmpl *templates.Set, e *env) (*app, error) {
 	log := newLogger(cfg.Log, e.stderr)
-	st, err := store.Open(ctx, cfg.Resolve(cfg.Store.Path), store.WithClock(e.now))
+	st, err := store.OpenURL(ctx, cfg.DatabaseURL().Reveal(), store.WithClock(e.now))
 	if err != nil {
 		return nil, err
 	}
