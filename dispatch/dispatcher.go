@@ -95,8 +95,16 @@ type Options struct {
 	Rand func(int64) int64
 	Log  *slog.Logger
 	// Observer, if set, hears about every outcome (and, if it is a
-	// LaneObserver, about channels pausing and resuming).
+	// LaneObserver, about channels pausing and resuming and about which
+	// rate-limited channels this process sends).
 	Observer Observer
+	// Hold, if set, is how a lane whose pace must hold for every process
+	// on the database (a rate, or Slack's pace per destination) waits to
+	// be the one that sends the channel: it returns when this process
+	// holds role, with a channel closed when the role is lost and a
+	// function that gives it up (see package cluster). Without it every
+	// lane sends: one process on the database.
+	Hold func(ctx context.Context, role string) (lost <-chan struct{}, release func(), err error)
 	// Holder names this process in the claims it makes (default: a
 	// random name). Its heartbeat keeps them its own while it runs.
 	Holder string
@@ -177,6 +185,12 @@ func New(st *store.Store, o Options) *Dispatcher {
 // randomName is 8 random hex digits.
 func randomName() string {
 	return fmt.Sprintf("%08x", rand.Uint32())
+}
+
+// SetHold sets Options.Hold (crier serve, once it has joined the
+// cluster). Call it before Run.
+func (d *Dispatcher) SetHold(hold func(ctx context.Context, role string) (<-chan struct{}, func(), error)) {
+	d.opts.Hold = hold
 }
 
 // Holder is the name this dispatcher's claims carry.

@@ -19,7 +19,60 @@ import (
 // batches), marked sending in the same commit, sends it and hands the
 // outcome to the recorder; nothing is claimed ahead of being sent. After
 // a stop, sends in flight get Options.Grace to finish.
+//
+// A lane whose pace must hold across every process on the database (a
+// rate, or a pace per destination) sends only while this process holds
+// the channel's role (Options.Hold): one process at a time sends it, so
+// the pace is the cluster's; when that process dies another takes the
+// role over.
 func (d *Dispatcher) runLane(ctx context.Context, ln *lane, triggerIDs []int64, rec *recorder) {
+	_, paced := ln.ch.(Pacer)
+	if d.opts.Hold == nil || (ln.limiter == nil && !paced) {
+		d.runWorkers(ctx, ln, triggerIDs, rec)
+		return
+	}
+	role := "channel:" + ln.ch.Name()
+	for ctx.Err() == nil {
+		lost, release, err := d.opts.Hold(ctx, role)
+		if err != nil {
+			return
+		}
+		d.opts.Log.Info("this process sends the channel (its pace holds for every crier process on the database)", "channel", ln.ch.Name())
+		d.owner(ln, true)
+		owned, stop := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-lost:
+				d.opts.Log.Warn("lost the channel to another process: stopping its sends", "channel", ln.ch.Name())
+			case <-owned.Done():
+			}
+			stop()
+		}()
+		d.runWorkers(owned, ln, triggerIDs, rec)
+		stop()
+		// Everything this process sent on the channel is on record
+		// before another process may take it over.
+		rec.flushWait()
+		release()
+		d.owner(ln, false)
+	}
+}
+
+// owner tells a LaneObserver whether this process sends the lane.
+func (d *Dispatcher) owner(ln *lane, owns bool) {
+	if o, ok := d.opts.Observer.(OwnerObserver); ok {
+		o.LaneOwner(ln.ch.Name(), owns)
+	}
+}
+
+// OwnerObserver hears whether this process is the one sending a channel
+// whose pace holds for every process on the database (metrics).
+type OwnerObserver interface {
+	LaneOwner(channel string, owner bool)
+}
+
+// runWorkers runs the lane's workers until ctx is done.
+func (d *Dispatcher) runWorkers(ctx context.Context, ln *lane, triggerIDs []int64, rec *recorder) {
 	// Sends get their own context: a stop lets them finish within Grace.
 	sendCtx, cancelSends := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSends()

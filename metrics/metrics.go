@@ -64,12 +64,15 @@ type Metrics struct {
 	webhooks       *prometheus.CounterVec
 	paused         *prometheus.GaugeVec
 	pauses         *prometheus.CounterVec
+	sender         *prometheus.GaugeVec
+	leader         prometheus.Gauge
 	log            *slog.Logger
 }
 
 var (
-	_ dispatch.Observer     = (*Metrics)(nil)
-	_ dispatch.LaneObserver = (*Metrics)(nil)
+	_ dispatch.Observer      = (*Metrics)(nil)
+	_ dispatch.LaneObserver  = (*Metrics)(nil)
+	_ dispatch.OwnerObserver = (*Metrics)(nil)
 )
 
 // New builds the metrics and registers them, with the Go and process
@@ -111,9 +114,17 @@ func New(o Options) *Metrics {
 			Name: "crier_channel_pauses_total",
 			Help: "Times a channel instance was paused, by the reason of the failure that paused it.",
 		}, []string{"channel", "reason"}),
+		sender: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "crier_channel_sender",
+			Help: "1 on the crier process that sends a channel whose pace holds for every process on the database (a rate, Slack's pace per destination), 0 on the others.",
+		}, []string{"channel"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "crier_scheduler_leader",
+			Help: "1 on the crier process that runs the briefing scheduler, catch-up, the missed-briefing alarm and escalation; 0 on the others.",
+		}),
 		log: o.Log,
 	}
-	m.reg.MustRegister(m.deliveries, m.sendDuration, m.providerErrors, m.webhooks, m.paused, m.pauses,
+	m.reg.MustRegister(m.deliveries, m.sendDuration, m.providerErrors, m.webhooks, m.paused, m.pauses, m.sender, m.leader,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if o.Store != nil {
@@ -125,6 +136,25 @@ func New(o Options) *Metrics {
 		m.paused.WithLabelValues(name)
 	}
 	return m
+}
+
+// LaneOwner records whether this process sends a channel whose pace holds
+// for every process on the database.
+func (m *Metrics) LaneOwner(channel string, owner bool) {
+	v := 0.0
+	if owner {
+		v = 1
+	}
+	m.sender.WithLabelValues(channel).Set(v)
+}
+
+// Leader records whether this process runs the scheduler.
+func (m *Metrics) Leader(leader bool) {
+	if leader {
+		m.leader.Set(1)
+	} else {
+		m.leader.Set(0)
+	}
 }
 
 // LaneState records a channel pausing (state paused, with the reason of

@@ -268,6 +268,11 @@ func (s *Scheduler) Stop() {
 	if c != nil {
 		<-c.Stop().Done()
 	}
+	s.mu.Lock()
+	if s.cron == c {
+		s.cron = nil
+	}
+	s.mu.Unlock()
 }
 
 // Running reports whether the timer is running (for /readyz).

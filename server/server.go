@@ -53,6 +53,9 @@ type Options struct {
 	Tokens    []Token
 	// Ready reports whether the scheduler and dispatcher are running.
 	Ready func() error
+	// ReadyDetail, if set, adds lines to a ready answer (which node runs
+	// the scheduler).
+	ReadyDetail func() string
 	// Notify wakes the dispatcher after a change planned deliveries.
 	Notify func()
 	Log    *slog.Logger
@@ -165,7 +168,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	w.Write([]byte("ready\n"))
+	body := "ready\n"
+	if s.o.ReadyDetail != nil {
+		body += s.o.ReadyDetail()
+	}
+	w.Write([]byte(body))
 }
 
 type apiError struct {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/crier-dev/crier/internal/cluster"
 	"github.com/crier-dev/crier/server"
 )
 
@@ -40,21 +41,28 @@ claiming, lets in-flight sends finish (bounded), and exits 0.`,
 // serve runs the dispatcher, the scheduler and the HTTP server until ctx ends.
 func (a *app) serve(ctx context.Context) error {
 	holder := hostHolder()
-	if other, alive, err := a.st.Alive(ctx, "server"); err != nil {
-		return err
-	} else if alive && !deadHolder(other) {
-		return fmt.Errorf("another crier serve (%s) is running on %s: run one server per database", other, a.st.Path())
+	if !a.st.Clustered() {
+		if other, alive, err := a.st.Alive(ctx, "server"); err != nil {
+			return err
+		} else if alive && !deadHolder(other) {
+			return fmt.Errorf("another crier serve (%s) is running on %s: run one server per SQLite file (several servers share a PostgreSQL database: see database.url)", other, a.st.Path())
+		}
 	}
 	if err := a.st.Heartbeat(ctx, "server", holder, 10*time.Second); err != nil {
 		return err
 	}
-	defer a.st.ReleaseHeartbeat(context.WithoutCancel(ctx), "server", holder)
+	if !a.st.Clustered() {
+		// On a shared database another server's heartbeat may be the
+		// latest: it runs out on its own instead.
+		defer a.st.ReleaseHeartbeat(context.WithoutCancel(ctx), "server", holder)
+	}
 	if err := a.disp.Recover(ctx); err != nil {
 		return err
 	}
-	if err := a.sched.CatchUp(ctx); err != nil {
-		a.log.Error("catching up missed briefings", "err", err)
-	}
+	// This process's roles in the cluster (on SQLite it is the cluster):
+	// the scheduler, and each channel whose pace holds for every process.
+	member := cluster.New(func(ctx context.Context) (cluster.Locks, error) { return a.st.Locks(ctx) }, 3*time.Second, a.log)
+	a.disp.SetHold(member.Hold)
 	ln, err := net.Listen("tcp", a.cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("server.listen %s: %w", a.cfg.Server.Listen, err)
@@ -75,7 +83,8 @@ func (a *app) serve(ctx context.Context) error {
 	api = server.New(server.Options{Incidents: a, Store: a.st, Tokens: tokens, Log: a.log, Notify: a.disp.Notify, Preflight: a,
 		Acks: a.ackOptions(escWake), Auth: auth,
 		Broadcasts: a, Subscribers: a, Schedules: a, Dashboard: dashboardPages(dash),
-		Twilio: wakeOnReceipt(a.twilioWebhooks(), escWake), Metrics: a.metrics.Handler(), WebhookObserved: a.metrics.WebhookObserved, Ready: a.ready})
+		Twilio: wakeOnReceipt(a.twilioWebhooks(), escWake), Metrics: a.metrics.Handler(), WebhookObserved: a.metrics.WebhookObserved, Ready: a.ready,
+		ReadyDetail: a.readyDetail})
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 	srv.RegisterOnShutdown(dash.Close) // live progress streams end, so shutdown need not wait for them
 
@@ -83,16 +92,14 @@ func (a *app) serve(ctx context.Context) error {
 	defer stop()
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
-	wg.Add(5)
-	go func() { defer wg.Done(); a.escalateLoop(runCtx, escWake) }()
+	wg.Add(6)
+	go func() { defer wg.Done(); member.Run(runCtx) }()
+	go func() { defer wg.Done(); a.lead(runCtx, member, escWake) }()
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(30 * time.Second)
 		defer t.Stop()
 		for {
-			if err := a.sched.CheckAlarms(runCtx, a.st, a, a.watches()); err != nil && runCtx.Err() == nil {
-				a.log.Error("missed-briefing check", "err", err)
-			}
 			a.resumePlans(runCtx)
 			select {
 			case <-runCtx.Done():
@@ -130,8 +137,8 @@ func (a *app) serve(ctx context.Context) error {
 			}
 		}
 	}()
-	a.sched.Start(runCtx)
-	a.log.Info("crier serving", "listen", ln.Addr().String(), "database", a.st.Path(), "channels", len(a.chans), "briefings", len(a.schedule))
+	a.log.Info("crier serving", "listen", ln.Addr().String(), "database", a.st.Path(), "engine", a.st.Engine(), "node", a.disp.Holder(),
+		"channels", len(a.chans), "briefings", len(a.schedule))
 	if a.env.gc.GCFrom != "" {
 		a.log.Info("garbage collector", "settings", a.env.gc.String())
 	}
@@ -142,7 +149,6 @@ func (a *app) serve(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
-	a.sched.Stop()
 	wg.Wait()
 	close(errc)
 	var errs []error
@@ -154,6 +160,58 @@ func (a *app) serve(ctx context.Context) error {
 	}
 	a.log.Info("crier stopped cleanly")
 	return nil
+}
+
+// lead runs the scheduler, its catch-up, the missed-briefing alarm and
+// the escalator while this process holds the cluster's scheduler role:
+// one process at a time does, and when it dies or loses its database
+// session another takes over within seconds. Each occurrence of a
+// briefing is recorded before it fires, so a short overlap fires nothing
+// twice.
+func (a *app) lead(ctx context.Context, member *cluster.Member, escWake <-chan struct{}) {
+	for ctx.Err() == nil {
+		lost, release, err := member.Hold(ctx, "scheduler")
+		if err != nil {
+			return
+		}
+		a.leading.Store(true)
+		a.metrics.Leader(true)
+		a.log.Info("this process runs the scheduler, catch-up, the missed-briefing alarm and escalation")
+		leadCtx, stop := context.WithCancel(ctx)
+		if err := a.sched.CatchUp(leadCtx); err != nil && leadCtx.Err() == nil {
+			a.log.Error("catching up missed briefings", "err", err)
+		}
+		a.sched.Start(leadCtx)
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); a.escalateLoop(leadCtx, escWake) }()
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(30 * time.Second)
+			defer t.Stop()
+			for {
+				if err := a.sched.CheckAlarms(leadCtx, a.st, a, a.watches()); err != nil && leadCtx.Err() == nil {
+					a.log.Error("missed-briefing check", "err", err)
+				}
+				select {
+				case <-leadCtx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		select {
+		case <-lost:
+			a.log.Warn("lost the scheduler to another process (the database session broke): stopping it here")
+		case <-ctx.Done():
+		}
+		stop()
+		a.sched.Stop()
+		wg.Wait()
+		a.leading.Store(false)
+		a.metrics.Leader(false)
+		release()
+	}
 }
 
 // twilioWebhooks configures Twilio's status and inbound-SMS webhooks, or

@@ -31,11 +31,23 @@ func newMetrics(cfg *config.Config, st *store.Store, e *env, log *slog.Logger) *
 // its scheduler and its dispatcher both run. Every failing part is named.
 func (a *app) ready() error {
 	var errs []error
-	if !a.sched.Running() {
+	switch {
+	case a.leading.Load() && !a.sched.Running():
+		errs = append(errs, errors.New("scheduler not running"))
+	case !a.leading.Load() && !a.st.Clustered():
+		// On its own database this process must run the scheduler.
 		errs = append(errs, errors.New("scheduler not running"))
 	}
 	if !a.disp.Running() {
 		errs = append(errs, errors.New("dispatcher not running"))
 	}
 	return errors.Join(errs...)
+}
+
+// readyDetail says, in a ready answer, which process runs the scheduler.
+func (a *app) readyDetail() string {
+	if a.leading.Load() {
+		return "scheduler: this process (" + a.disp.Holder() + ")\n"
+	}
+	return "scheduler: another process; this one stands by to take over\n"
 }

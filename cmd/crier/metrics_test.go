@@ -269,8 +269,9 @@ func TestCLI_Serve_Readyz(t *testing.T) {
 	for {
 		code, _, body := s.call(t, "GET", "/readyz", "", "", nil)
 		if code == http.StatusOK {
-			if strings.TrimSpace(string(body)) != "ready" {
-				t.Errorf("/readyz body %q, want ready", body)
+			if lines := strings.Split(strings.TrimSpace(string(body)), "\n"); lines[0] != "ready" || len(lines) != 2 ||
+				!strings.HasPrefix(lines[1], "scheduler: this process") {
+				t.Errorf("/readyz body %q, want ready, and that this process runs the scheduler", body)
 			}
 			break
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/crier-dev/crier/channels"
@@ -54,6 +55,8 @@ type env struct {
 
 // app is a loaded config with everything built from it.
 type app struct {
+	// leading: this process runs the scheduler (see lead).
+	leading  atomic.Bool
 	cfg      *config.Config
 	st       *store.Store
 	tmpl     *templates.Set

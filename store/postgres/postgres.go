@@ -248,11 +248,31 @@ func lockKey(name string) int64 {
 // last while it does, and PostgreSQL releases them when it closes or the
 // process dies.
 func (e *Engine) Locks(ctx context.Context) (engine.Locks, error) {
-	c, err := pgx.ConnectConfig(ctx, e.conn)
+	cfg := e.conn.Copy()
+	// PostgreSQL frees the locks when it sees the connection is gone. A
+	// process that dies closes it at once; one cut off by the network is
+	// noticed by these keepalives within about half a minute, so another
+	// node takes its roles over.
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	cfg.RuntimeParams["tcp_keepalives_idle"] = "10"
+	cfg.RuntimeParams["tcp_keepalives_interval"] = "5"
+	cfg.RuntimeParams["tcp_keepalives_count"] = "3"
+	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("store: connect to %s for locks: %w", e.where, err)
+		return nil, fmt.Errorf("store: connect to %s for locks: %s", e.where, scrubConfig(err, e.conn))
 	}
 	return &locks{c: c, held: map[string]bool{}}, nil
+}
+
+// scrubConfig is err's text without cfg's password.
+func scrubConfig(err error, cfg *pgx.ConnConfig) string {
+	msg := err.Error()
+	if cfg.Password != "" {
+		msg = strings.ReplaceAll(msg, cfg.Password, "xxxxx")
+	}
+	return msg
 }
 
 type locks struct {
