@@ -117,7 +117,7 @@ func matrixDashboard(t *testing.T, st *store.Store, who func(*http.Request) (Pri
 func matrixOptions(st *store.Store, cfgTokens []Token) Options {
 	return Options{
 		Incidents: storeIncidents{st}, Store: st, Tokens: cfgTokens, MaxBody: 64 << 10,
-		Ready:     func() error { return nil },
+		Ready: func() error { return nil }, ReadyDetail: func() string { return "" },
 		Notify:    func() {},
 		Log:       nil, // set by the test (it records log lines)
 		Preflight: matrixPreflight{},
