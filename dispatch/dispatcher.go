@@ -141,6 +141,7 @@ type lane struct {
 	ch      channels.Channel
 	limits  Limits
 	limiter *rate.Limiter
+	window  *window // with limiter: at most the rate in any second
 	br      *breaker
 	// serial: deliveries about one incident to one place go one at a
 	// time (threads); segmented: the rate counts SMS segments.
@@ -219,6 +220,7 @@ func (d *Dispatcher) AddChannel(ch channels.Channel, l Limits) {
 			burst = max(1, int(l.Rate))
 		}
 		ln.limiter = rate.NewLimiter(rate.Limit(l.Rate), burst)
+		ln.window = newWindow(l.Rate, l.Burst)
 	}
 	d.lanes[ch.Name()] = ln
 	d.order = append(d.order, ch.Name())

@@ -65,6 +65,15 @@ func (d *Dispatcher) owner(ln *lane, owns bool) {
 	}
 }
 
+// pace waits for n units of the lane's rate: the token bucket, then the
+// window that keeps any second at or under the rate.
+func (ln *lane) pace(ctx context.Context, n int) error {
+	if err := ln.limiter.WaitN(ctx, n); err != nil {
+		return err
+	}
+	return ln.window.WaitN(ctx, n)
+}
+
 // OwnerObserver hears whether this process is the one sending a channel
 // whose pace holds for every process on the database (metrics).
 type OwnerObserver interface {
@@ -147,7 +156,7 @@ func (d *Dispatcher) work(ctx, sendCtx context.Context, ln *lane, triggerIDs []i
 		}
 		if ln.limiter != nil {
 			n = min(n, ln.limiter.Burst()) // no burst above the configured one
-			if err := ln.limiter.WaitN(ctx, n); err != nil {
+			if err := ln.pace(ctx, n); err != nil {
 				if probe {
 					ln.br.probeDone()
 				}
@@ -265,7 +274,7 @@ func (d *Dispatcher) pace(ctx context.Context, ln *lane, c store.Claimed) (m cha
 		return m, r, false
 	}
 	if ln.limiter != nil && ln.segmented && c.Segments > 1 {
-		if err := ln.limiter.WaitN(ctx, min(c.Segments, ln.limiter.Burst())-1); err != nil {
+		if err := ln.pace(ctx, min(c.Segments, ln.limiter.Burst())-1); err != nil {
 			return m, d.stopped(c), false
 		}
 	}
