@@ -65,11 +65,27 @@ func (d *Dispatcher) owner(ln *lane, owns bool) {
 	}
 }
 
-// pace waits for n units of the lane's rate: the token bucket, then the
-// window that keeps any second at or under the rate.
+// pace waits for n units of the lane's token bucket (before the claim:
+// the bucket spreads sends and allows the burst).
 func (ln *lane) pace(ctx context.Context, n int) error {
-	if err := ln.limiter.WaitN(ctx, n); err != nil {
-		return err
+	return ln.limiter.WaitN(ctx, n)
+}
+
+// units is what a delivery counts against its lane's rate: an SMS's
+// segments, one for anything else.
+func (ln *lane) units(c store.Claimed) int {
+	if ln.segmented && c.Segments > 1 {
+		return c.Segments
+	}
+	return 1
+}
+
+// admit waits, immediately before a send, until n units fit the lane's
+// window: no second carries more than the rate, counted as close to the
+// request as crier can.
+func (ln *lane) admit(ctx context.Context, n int) error {
+	if ln.window == nil {
+		return nil
 	}
 	return ln.window.WaitN(ctx, n)
 }
@@ -217,6 +233,9 @@ func (d *Dispatcher) send(ctx, sendCtx context.Context, ln *lane, c store.Claime
 	if !ok {
 		return r
 	}
+	if err := ln.admit(ctx, ln.units(c)); err != nil {
+		return d.stopped(c)
+	}
 	// Latency is a real duration, whatever clock the dispatcher is given.
 	start := time.Now()
 	rcpt, err := ln.ch.Send(sendCtx, m)
@@ -238,6 +257,16 @@ func (d *Dispatcher) sendBatch(ctx, sendCtx context.Context, ln *lane, bs channe
 		ready, msgs = append(ready, c), append(msgs, m)
 	}
 	if len(msgs) == 0 {
+		return
+	}
+	units := 0
+	for _, c := range ready {
+		units += ln.units(c)
+	}
+	if err := ln.admit(ctx, units); err != nil {
+		for _, c := range ready {
+			rec.add(d.stopped(c))
+		}
 		return
 	}
 	start := time.Now()

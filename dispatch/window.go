@@ -23,6 +23,10 @@ type window struct {
 	sent []time.Time // when each unit of the last max units went, oldest first
 }
 
+// windowGuard is added to the window: how far apart a request's turn
+// and its arrival may drift.
+const windowGuard = 25 * time.Millisecond
+
 // newWindow is the window of rate units a second. Like the token bucket it
 // runs on the real clock: a pace is real time whatever the dispatcher's
 // clock says.
@@ -31,7 +35,11 @@ func newWindow(rate float64, burst int) *window {
 	if rate < 1 {
 		span = time.Duration(float64(time.Second) / rate)
 	}
-	size := int(math.Floor(rate*span.Seconds() + 1e-9))
+	// A little more than the span: a request leaves a moment after its
+	// turn, and not always the same moment, and the provider counts
+	// arrivals.
+	span += windowGuard
+	size := int(math.Floor(rate*(span-windowGuard).Seconds() + 1e-9))
 	return &window{span: span, size: max(1, size, burst)}
 }
 

@@ -42,6 +42,9 @@ type Store struct {
 	rebound sync.Map
 	// utf8: the engine's text must be valid UTF-8.
 	utf8 bool
+	// serial orders this process's serialized writes on a clustered
+	// engine (see writeOnce).
+	serial sync.Mutex
 }
 
 // Option changes how Open sets up the store.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -18,8 +19,8 @@ type Tx struct {
 	after []func()
 	// unprepared lists statements that ran without a cached preparation.
 	unprepared []string
-	// serialized: see Store.write.
-	serialized bool
+	// serialized: see Store.write; locked: it holds Store.serial.
+	serialized, locked bool
 }
 
 // AfterCommit runs fn once the transaction has committed, and never if it
@@ -53,11 +54,20 @@ func (s *Store) write(ctx context.Context, serialized bool, fn func(*Tx) error) 
 const maxWriteTries = 5
 
 func (s *Store) writeOnce(ctx context.Context, serialized bool, fn func(*Tx) error) error {
+	lock := serialized && s.eng.Clustered()
+	if lock {
+		// This process's serialized writers queue here, not on pool
+		// connections waiting for the cluster's write lock: one that
+		// waited there would hold a connection the lock's holder may
+		// need for a read, and a busy pool would then stand still.
+		s.serial.Lock()
+		defer s.serial.Unlock()
+	}
 	tx, err := s.eng.Begin(ctx, serialized)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	t := &Tx{tx: txh{tx: tx, s: s}, ctx: ctx, s: s, serialized: serialized}
+	t := &Tx{tx: txh{tx: tx, s: s}, ctx: ctx, s: s, serialized: serialized, locked: lock}
 	defer func() {
 		_ = t.tx.Rollback() // no-op after a commit; frees the connection
 		if len(t.unprepared) > 0 {
@@ -92,6 +102,11 @@ func (t *Tx) Continue() error {
 	// Between the two transactions the writer is free: whoever was told
 	// by an after-commit function (a dispatcher claiming what was just
 	// committed) and is waiting for it gets it before this carries on.
+	if t.locked {
+		t.s.serial.Unlock()
+		runtime.Gosched()
+		t.s.serial.Lock()
+	}
 	tx, err := t.s.eng.Begin(t.ctx, t.serialized)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

@@ -66,8 +66,10 @@ func Open(ctx context.Context, rawURL string) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: database.url %s: %s", where, scrub(err, rawURL))
 	}
-	if cfg.MaxConns < 8 {
-		cfg.MaxConns = 8
+	// Reads, the dispatcher's claims and one serialized writer at a time
+	// share the pool (see store's writeOnce).
+	if cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
 	}
 	// A write waits for the serialized writers, not for a pool that is
 	// busy with reads.
