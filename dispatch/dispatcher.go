@@ -125,7 +125,7 @@ type Options struct {
 
 // Dispatcher sends queued deliveries through their channels.
 type Dispatcher struct {
-	st    *store.Store
+	st    Outbox
 	opts  Options
 	lanes map[string]*lane
 	order []string
@@ -151,7 +151,7 @@ type lane struct {
 }
 
 // New builds a dispatcher over st. Add channels with AddChannel before Run.
-func New(st *store.Store, o Options) *Dispatcher {
+func New(st Outbox, o Options) *Dispatcher {
 	o.Retry.Defaults()
 	if o.Lease == 0 {
 		o.Lease = 5 * time.Minute

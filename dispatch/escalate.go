@@ -30,7 +30,7 @@ import (
 // carries the link, not "reply ACK"). A broadcast's rung is its message
 // event, with the subject and text of the message being escalated.
 type Escalator struct {
-	st  *store.Store
+	st  EscalationStore
 	p   *Planner
 	log *slog.Logger
 }
@@ -41,7 +41,7 @@ type EscalatorOptions struct {
 }
 
 // NewEscalator builds an escalator that plans rungs with p.
-func NewEscalator(st *store.Store, p *Planner, o EscalatorOptions) *Escalator {
+func NewEscalator(st EscalationStore, p *Planner, o EscalatorOptions) *Escalator {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}

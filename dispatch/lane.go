@@ -421,7 +421,7 @@ func (d *Dispatcher) outcome(ln *lane, c store.Claimed, rcpt channels.Receipt, e
 // durable before the lane reports idle, and the writer is not hit once per
 // delivery.
 type recorder struct {
-	st       *store.Store
+	st       Outbox
 	log      *slog.Logger
 	mu       sync.Mutex
 	pending  []store.Result
@@ -436,7 +436,7 @@ type recorder struct {
 	err      error
 }
 
-func newRecorder(st *store.Store, log *slog.Logger) *recorder {
+func newRecorder(st Outbox, log *slog.Logger) *recorder {
 	r := &recorder{st: st, log: log, kick: make(chan struct{}, 1)}
 	r.flushed = sync.NewCond(&r.mu)
 	return r

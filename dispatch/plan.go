@@ -221,7 +221,7 @@ func NewPlanner(o PlannerOptions) *Planner {
 // after sending has begun cannot stop what is already sent: those
 // deliveries are written as failed (reason render_error) and the outcome
 // lists the error. Escalations, being small, plan in one transaction.
-func (p *Planner) Plan(ctx context.Context, st *store.Store, req Request) (Outcome, error) {
+func (p *Planner) Plan(ctx context.Context, st Writer, req Request) (Outcome, error) {
 	var out Outcome
 	err := st.Write(ctx, func(tx *store.Tx) error {
 		var err error
@@ -234,7 +234,7 @@ func (p *Planner) Plan(ctx context.Context, st *store.Store, req Request) (Outco
 // ResumePlans finishes every plan that a process left part-way, once its
 // lease has run out, and reports how many it finished. Each delivery is
 // written once: planning carries on after the last subscriber committed.
-func (p *Planner) ResumePlans(ctx context.Context, st *store.Store) (int, error) {
+func (p *Planner) ResumePlans(ctx context.Context, st PlanStore) (int, error) {
 	trs, err := st.UnfinishedPlans(ctx, p.now())
 	if err != nil {
 		return 0, err

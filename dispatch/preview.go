@@ -33,7 +33,7 @@ type Preview struct {
 
 // Preview renders what req would send, to the subscribers keep accepts,
 // without writing anything.
-func (p *Planner) Preview(ctx context.Context, st *store.Store, req Request, keep func(subscriberID string) bool) ([]Preview, error) {
+func (p *Planner) Preview(ctx context.Context, st Writer, req Request, keep func(subscriberID string) bool) ([]Preview, error) {
 	if err := p.check(req); err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ type ChannelPreflight struct {
 
 // Preflight renders what req would send, streaming (nothing is written,
 // nothing is held per recipient but the suppressed and deferred lists).
-func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, prices map[string]Price) (Preflight, error) {
+func (p *Planner) Preflight(ctx context.Context, st Writer, req Request, prices map[string]Price) (Preflight, error) {
 	if err := p.check(req); err != nil {
 		return Preflight{}, err
 	}
@@ -148,7 +148,7 @@ func (p *Planner) Preflight(ctx context.Context, st *store.Store, req Request, p
 
 // dryRun renders what req would plan and hands each delivery to fn, inside
 // a transaction that is always rolled back: nothing is written.
-func (p *Planner) dryRun(ctx context.Context, st *store.Store, req Request, fn func(*planJob, templates.Rendered) error) error {
+func (p *Planner) dryRun(ctx context.Context, st Writer, req Request, fn func(*planJob, templates.Rendered) error) error {
 	errRollback := errors.New("dry run: roll back")
 	err := st.Write(ctx, func(tx *store.Tx) error {
 		err := p.each(tx, req, p.now(), "", func(j *planJob, r templates.Rendered, renderErr error) error {
