@@ -12,6 +12,7 @@ import (
 	"github.com/crier-dev/crier/channels/sandbox"
 	"github.com/crier-dev/crier/incidents"
 	"github.com/crier-dev/crier/store"
+	"github.com/crier-dev/crier/store/storetest"
 	"github.com/crier-dev/crier/subscribers"
 	"github.com/crier-dev/crier/templates"
 )
@@ -81,6 +82,22 @@ func heapPeak() (stop func() uint64) {
 func BenchmarkPlan_100k(b *testing.B) {
 	clk := newClock(t0)
 	st, _ := openStore(b, clk)
+	benchPlan(b, st, clk)
+}
+
+// BenchmarkPlan_100k_Postgres is BenchmarkPlan_100k into PostgreSQL (a
+// fresh schema on CRIER_TEST_POSTGRES).
+func BenchmarkPlan_100k_Postgres(b *testing.B) {
+	clk := newClock(t0)
+	st, err := store.OpenURL(context.Background(), storetest.Postgres(b), store.WithClock(clk.Now))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	benchPlan(b, st, clk)
+}
+
+func benchPlan(b *testing.B, st *store.Store, clk *fakeClock) {
 	benchAudience(b, st, benchSubscribers)
 	inc, err := incidents.Open(incidents.Change{Title: "Helpline software supplier ransomware attack", Severity: "critical",
 		Impacts: []incidents.Impact{
@@ -193,4 +210,70 @@ func (c *timedChannel) last() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.end
+}
+
+// BenchmarkDispatch_Postgres drains 20,000 queued SMS deliveries through
+// sandbox channels (concurrency 8 each) on PostgreSQL, with one, two and
+// three dispatchers, each with its own connection pool and claims, as
+// separate crier servers would have (here they share this machine's two
+// cores with PostgreSQL).
+func BenchmarkDispatch_Postgres(b *testing.B) {
+	const n = 20_000
+	for _, nodes := range []int{1, 2, 3} {
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
+			clk := newClock(t0)
+			url := storetest.Postgres(b)
+			open := func() *store.Store {
+				st, err := store.OpenURL(context.Background(), url, store.WithClock(clk.Now))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { st.Close() })
+				return st
+			}
+			st := open()
+			benchAudience(b, st, n)
+			p := NewPlanner(PlannerOptions{Templates: loadTemplates(b, nil), Channels: testChannels,
+				Audiences: []Audience{{Name: "clinicians", Selector: subscribers.Selector{Roles: []string{"clinician"}}}}, Now: clk.Now})
+			var ds []*Dispatcher
+			for range nodes {
+				sb, err := sandbox.New("sms", sandbox.Config{Kind: "sms"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				d := New(open(), Options{Now: clk.Now})
+				d.AddChannel(sb, Limits{Concurrency: 8})
+				ds = append(ds, d)
+			}
+			b.ResetTimer()
+			var total time.Duration
+			for i := range b.N {
+				b.StopTimer()
+				out, err := p.Plan(context.Background(), st, message(fmt.Sprintf("send:bench-%d", i), "clinicians", "sms"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				start := time.Now()
+				var wg sync.WaitGroup
+				for _, d := range ds {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if err := d.Drain(context.Background(), []int64{out.TriggerID}, time.Time{}, nil); err != nil {
+							b.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+				total += time.Since(start)
+				b.StopTimer()
+				if c, _ := st.Counts(context.Background(), []int64{out.TriggerID}); c[store.StatusSent] != n {
+					b.Fatalf("counts %v, want %d sent", c, n)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.N*n)/total.Seconds(), "deliveries/s")
+		})
+	}
 }

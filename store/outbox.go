@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // claimOrder is what a claimed row needs beyond Claimed to be completed
@@ -323,6 +324,9 @@ func (t *Tx) record(results []Result) error {
 // prepared statement per row, and JSON cannot carry every byte a
 // provider may answer with.)
 func (t *Tx) recordRun(run []Result, now int64, ev *eventWriter) error {
+	if t.s.eng.Name() == "postgres" {
+		return t.recordRunArrays(run, now, ev)
+	}
 	const set = `UPDATE deliveries SET status=?, reason=?, detail=?, provider_id=CASE WHEN ?='' THEN provider_id ELSE ? END,
 			provider_segments=CASE WHEN CAST(? AS BIGINT)=0 THEN provider_segments ELSE ? END, next_at=CASE WHEN CAST(? AS BIGINT)=0 THEN next_at ELSE ? END,
 			attempts=attempts-?, lease_until=0, claimed_by='', updated_at=?, sent_at=CASE WHEN ?='sent' THEN ? ELSE sent_at END
@@ -343,6 +347,64 @@ func (t *Tx) recordRun(run []Result, now int64, ev *eventWriter) error {
 		}
 		if err := ev.add(r.ID, now, r.Status, r.Reason, r.Detail); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// recordRunArrays is recordRun in one statement on PostgreSQL, where each
+// statement is a round trip to the server: the outcomes go as arrays,
+// joined to the rows by id.
+func (t *Tx) recordRunArrays(run []Result, now int64, ev *eventWriter) error {
+	n := len(run)
+	ids, segs, nexts, uncs := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	statuses, reasons, details, pids, holders := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, r := range run {
+		ids[i], segs[i], nexts[i] = r.ID, int64(r.Segments), ms(r.NextAt)
+		if r.Uncount {
+			uncs[i] = 1
+		}
+		statuses[i], reasons[i], details[i], pids[i], holders[i] = r.Status, r.Reason, r.Detail, r.ProviderID, holderOr(r.Holder)
+	}
+	valid := func(v []string) []string { // PostgreSQL's text is UTF-8 (see Store.args)
+		for i, x := range v {
+			if !utf8.ValidString(x) {
+				v[i] = strings.ToValidUTF8(x, "\uFFFD")
+			}
+		}
+		return v
+	}
+	rows, err := t.tx.tx.QueryContext(t.ctx, `UPDATE deliveries AS d SET status=v.status, reason=v.reason, detail=v.detail,
+			provider_id=CASE WHEN v.pid='' THEN d.provider_id ELSE v.pid END,
+			provider_segments=CASE WHEN v.seg=0 THEN d.provider_segments ELSE v.seg END,
+			next_at=CASE WHEN v.next=0 THEN d.next_at ELSE v.next END,
+			attempts=d.attempts-v.unc, lease_until=0, claimed_by='', updated_at=$1,
+			sent_at=CASE WHEN v.status='sent' THEN $1 ELSE d.sent_at END
+		FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[])
+			AS v(id, status, reason, detail, pid, seg, next, unc, holder)
+		WHERE d.id=v.id AND d.claimed_by=v.holder AND d.status IN ('queued','sending')
+		RETURNING d.id`, now, ids, valid(statuses), valid(reasons), valid(details), valid(pids), segs, nexts, uncs, valid(holders))
+	if err != nil {
+		return fmt.Errorf("store: record %d outcomes: %w", n, err)
+	}
+	held := make(map[int64]bool, n)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		held[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range run {
+		if held[r.ID] { // else no longer ours: another outcome won
+			if err := ev.add(r.ID, now, r.Status, r.Reason, r.Detail); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
