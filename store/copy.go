@@ -80,7 +80,8 @@ var copyTables = []string{
 func Copy(ctx context.Context, dst, src *Store, o CopyOptions) (CopyResult, error) {
 	res := CopyResult{Installation: src.installation}
 	if src.installation == dst.installation {
-		return res, refuse("%s and %s are the same database (installation %s): copy into another database", src.Path(), dst.Path(), src.installation)
+		return res, refuse("the target %s is installation %s already, as the source %s is: it is the same database, or a copy of it made before "+
+			"(by migrate-store, or a restored backup); copy into a new, empty database", dst.Path(), src.installation, src.Path())
 	}
 	// Refuse a source in use before taking its lock, so a running
 	// server's writes are not held up only to be told so.
