@@ -73,8 +73,10 @@ var copyTables = []string{
 // becomes the same installation as the source (email Message-IDs carry
 // on, as after restoring a backup). The source must be idle: no crier
 // serve alive on it, no delivery claimed or being sent, no plan under way;
-// while the copy runs it holds the source's write lock, so no crier
-// process writes to it. Each table's rows are counted on both sides and
+// while the copy runs it holds the SQLite file's writer, or locks the
+// PostgreSQL tables against writes, so nothing else writes to it. The
+// columns copied are read from both databases' catalogs and must match.
+// Each table's rows are counted on both sides and
 // must equal the rows copied. Both stores stay open; dst reads the new
 // installation id.
 func Copy(ctx context.Context, dst, src *Store, o CopyOptions) (CopyResult, error) {
