@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -162,11 +163,15 @@ func schedulesCmd(e *env) *cobra.Command {
 func backupCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "backup FILE",
-		Short: "Write a consistent copy of the database (safe while crier serve runs)",
+		Short: "Write a consistent copy of the SQLite database (safe while crier serve runs; on PostgreSQL use pg_dump)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withApp(cmd, e, func(ctx context.Context, a *app) error {
 				if err := a.st.Backup(ctx, args[0]); err != nil {
+					if errors.Is(err, errors.ErrUnsupported) {
+						// PostgreSQL: it says what to use instead.
+						return usageError{err}
+					}
 					return err
 				}
 				fmt.Fprintf(e.stdout, "backup written to %s\n", args[0])

@@ -30,7 +30,7 @@ func newRoot(e *env) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(serveCmd(e), checkConfigCmd(e), incidentCmd(e), briefCmd(e), sendCmd(e), previewCmd(e), logCmd(e),
 		subscribersCmd(e), demoCmd(e), retryCmd(e), schedulesCmd(e), backupCmd(e), acksCmd(e),
-		tokensCmd(e), usersCmd(e))
+		tokensCmd(e), usersCmd(e), migrateStoreCmd(e))
 	return root
 }
 

@@ -226,10 +226,18 @@ func (e *Engine) Retry(err error) bool {
 }
 
 // Backup says how to back PostgreSQL up: crier copies SQLite files only.
+// The error is errors.ErrUnsupported.
 func (e *Engine) Backup(context.Context, string) error {
-	return fmt.Errorf("crier backup copies SQLite files; this database is PostgreSQL (%s): back it up with PostgreSQL's tools, "+
-		"for example pg_dump --format=custom --file=crier.dump \"$DATABASE_URL\", or your managed service's backups", e.where)
+	return unsupported(fmt.Sprintf("this database is PostgreSQL (%s), and crier backup copies SQLite files only: back it up with PostgreSQL's tools, "+
+		"for example pg_dump --format=custom --file=crier.dump \"$CRIER_DATABASE_URL\" (restore into an empty database with pg_restore), "+
+		"or your managed service's backups", e.where))
 }
+
+// unsupported is an error that is errors.ErrUnsupported, in words.
+type unsupported string
+
+func (u unsupported) Error() string        { return string(u) }
+func (u unsupported) Is(target error) bool { return target == errors.ErrUnsupported }
 
 // Close closes the pool.
 func (e *Engine) Close() error {
