@@ -356,8 +356,9 @@ briefings:
 	// Kill the scheduler's node well before the next minute.
 	first.kill()
 	nextDue := firstDue + 60_000
-	waitFor(t, 100*time.Second, "the next occurrence fired on another node", func() bool {
-		return slices.Contains(runs(), nextDue)
+	waitFor(t, 100*time.Second, "the next occurrence fired and planned on another node", func() bool {
+		return slices.Contains(runs(), nextDue) &&
+			c.count(`SELECT COUNT(*) FROM schedule_runs WHERE schedule='sitrep' AND trigger_id IS NOT NULL AND trigger_id != 0`) == len(runs())
 	})
 	var fired int64
 	if err := c.db.QueryRow(`SELECT fired_at FROM schedule_runs WHERE schedule='sitrep' AND due_at=$1`, nextDue).Scan(&fired); err != nil {
