@@ -99,3 +99,39 @@ func TestSchema_SameOnBothEngines(t *testing.T) {
 		t.Errorf("indexes differ:\nSQLite     %v\nPostgreSQL %v", liteIdx, pgIdx)
 	}
 }
+
+// A PostgreSQL database made by a newer crier (a higher crier_schema
+// version) is refused, not damaged; one that holds crier's tables without
+// a version is not taken for crier's own.
+func TestPostgres_RefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	url := storetest.Postgres(t)
+	st, err := store.OpenURL(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE crier_schema SET version = version + 1`); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := store.OpenURL(ctx, url); err == nil || !strings.Contains(err.Error(), "newer than this crier") {
+		if st != nil {
+			st.Close()
+		}
+		t.Fatalf("OpenURL of a newer schema: %v, want a refusal", err)
+	}
+	if _, err := db.Exec(`DROP TABLE crier_schema`); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := store.OpenURL(ctx, url); err == nil || !strings.Contains(err.Error(), "no crier_schema version") {
+		if st != nil {
+			st.Close()
+		}
+		t.Fatalf("OpenURL of tables without a version: %v, want a refusal", err)
+	}
+}
