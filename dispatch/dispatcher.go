@@ -425,6 +425,9 @@ func (d *Dispatcher) run(ctx context.Context, triggerIDs []int64) error {
 	// The heartbeat is on record before the first claim, so no other
 	// process takes this one's claims for a dead process's.
 	if err := d.st.NodeHeartbeat(ctx, d.holder, d.opts.Heartbeat); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it began
+		}
 		return err
 	}
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))

@@ -126,14 +126,7 @@ func (s *Store) Round(ctx context.Context, results []Result, claims []ClaimOptio
 // triggers, when set) is queued, unclaimed and due: an idle dispatcher
 // looks before it claims, so it takes no write while there is nothing to do.
 func (s *Store) Due(ctx context.Context, channel string, triggerIDs []int64) (bool, error) {
-	cond := `status='queued' AND lease_until=0 AND channel=? AND next_at<=?`
-	args := []any{channel, ms(s.now())}
-	if len(triggerIDs) > 0 {
-		cond += ` AND trigger_id IN (` + placeholders(len(triggerIDs)) + `)`
-		for _, id := range triggerIDs {
-			args = append(args, id)
-		}
-	}
+	cond, args := inTriggers(`status='queued' AND lease_until=0 AND channel=? AND next_at<=?`, []any{channel, ms(s.now())}, "trigger_id", triggerIDs)
 	var n int
 	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM deliveries WHERE `+cond+` LIMIT 1) AS due`, args...).Scan(&n)
 	if err != nil {
@@ -155,12 +148,7 @@ func (t *Tx) claim(o ClaimOptions) ([]Claimed, error) {
 		cond += ` AND (incident_id='' OR NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.incident_id=d.incident_id AND e.channel=d.channel
 			AND e.address=d.address AND e.id<d.id AND e.status IN ('queued','sending') AND e.incident_id != ''))`
 	}
-	if len(o.TriggerIDs) > 0 {
-		cond += ` AND trigger_id IN (` + placeholders(len(o.TriggerIDs)) + `)`
-		for _, id := range o.TriggerIDs {
-			args = append(args, id)
-		}
-	}
+	cond, args = inTriggers(cond, args, "trigger_id", o.TriggerIDs)
 	args = append(args, o.Limit)
 	set := `claimed_by=?, lease_until=?, updated_at=?`
 	setArgs := []any{holder, ms(now.Add(o.Lease)), ms(now)}
@@ -410,13 +398,7 @@ func (s *Store) NodeGone(ctx context.Context, holder string) error {
 // InHand counts the deliveries of the given triggers (all, when none)
 // that a process holds: claimed and not yet recorded.
 func (s *Store) InHand(ctx context.Context, triggerIDs []int64) (int, error) {
-	cond, args := "claimed_by != ''", []any{}
-	if len(triggerIDs) > 0 {
-		cond += " AND trigger_id IN (" + placeholders(len(triggerIDs)) + ")"
-		for _, id := range triggerIDs {
-			args = append(args, id)
-		}
-	}
+	cond, args := inTriggers("claimed_by != ''", nil, "trigger_id", triggerIDs)
 	var n int
 	err := s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM deliveries WHERE `+cond, args...).Scan(&n)
 	return n, err

@@ -180,13 +180,7 @@ func (s *Store) Events(ctx context.Context, deliveryID int64) ([]Event, error) {
 // Counts returns the number of deliveries per status, optionally for some
 // triggers only.
 func (s *Store) Counts(ctx context.Context, triggerIDs []int64) (map[string]int, error) {
-	cond, args := "1=1", []any{}
-	if len(triggerIDs) > 0 {
-		cond = "trigger_id IN (" + placeholders(len(triggerIDs)) + ")"
-		for _, id := range triggerIDs {
-			args = append(args, id)
-		}
-	}
+	cond, args := inTriggers("1=1", nil, "trigger_id", triggerIDs)
 	rows, err := s.r.QueryContext(ctx, `SELECT status, COUNT(*) FROM deliveries WHERE `+cond+` GROUP BY status`, args...)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strconv"
@@ -512,17 +513,8 @@ func (s *Store) ExpireOverdue(ctx context.Context) (int64, error) {
 		if err != nil {
 			return err
 		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		ids, err := scanIDs(rows)
+		if err != nil {
 			return err
 		}
 		ev := eventWriter{t: t}
@@ -599,13 +591,7 @@ type PendingCount struct {
 
 // PendingByChannel is Pending for each channel that has any.
 func (s *Store) PendingByChannel(ctx context.Context, triggerIDs []int64) (map[string]PendingCount, error) {
-	cond, args := "status IN ('queued','sending')", []any{}
-	if len(triggerIDs) > 0 {
-		cond += " AND trigger_id IN (" + placeholders(len(triggerIDs)) + ")"
-		for _, id := range triggerIDs {
-			args = append(args, id)
-		}
-	}
+	cond, args := inTriggers("status IN ('queued','sending')", nil, "trigger_id", triggerIDs)
 	rows, err := s.r.QueryContext(ctx, `SELECT channel, COUNT(*), COALESCE(MIN(CASE WHEN status='queued' THEN next_at END),0) FROM deliveries WHERE `+cond+
 		` GROUP BY channel`, args...)
 	if err != nil {
@@ -624,4 +610,30 @@ func (s *Store) PendingByChannel(ctx context.Context, triggerIDs []int64) (map[s
 		out[ch] = p
 	}
 	return out, rows.Err()
+}
+
+// scanIDs reads a column of ids and closes rows.
+func scanIDs(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// inTriggers narrows cond (with its args) to the given triggers, if any.
+func inTriggers(cond string, args []any, col string, ids []int64) (string, []any) {
+	if len(ids) == 0 {
+		return cond, args
+	}
+	cond += " AND " + col + " IN (" + placeholders(len(ids)) + ")"
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	return cond, args
 }
