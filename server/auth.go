@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/crier-dev/crier/internal/fields"
 	"github.com/crier-dev/crier/store"
 )
@@ -47,6 +45,8 @@ type AuthStore interface {
 	CreateSession(ctx context.Context, kind, subject, role string, binding []byte, idle time.Duration) (fields.Secret, store.Session, error)
 	UseSession(ctx context.Context, id string, idle, maxAge time.Duration) (store.Session, error)
 	DeleteSession(ctx context.Context, id string) error
+	BeginSignin(ctx context.Context, window time.Duration, limits ...store.SigninLimit) (store.SigninAttempt, time.Duration, error)
+	ForgetSignin(ctx context.Context, a store.SigninAttempt) error
 }
 
 // AuthOptions turn on database tokens and dashboard sign-in (users and
@@ -61,11 +61,15 @@ type AuthOptions struct {
 	// SessionMax ends a session this long after sign-in however busy it
 	// is (default 7 days).
 	SessionMax time.Duration
-	// SigninEvery and SigninBurst rate-limit failed sign-ins per remote
-	// address: SigninBurst failures at once, then one per SigninEvery
-	// (defaults 5 and 12s).
-	SigninEvery time.Duration
-	SigninBurst int
+	// SigninWindow, SigninPerAddress and SigninPerUser limit failed
+	// sign-ins: at most SigninPerAddress from one remote address (IPv6:
+	// its /64) and at most SigninPerUser for one user name, from any
+	// address, in any SigninWindow (defaults 1 minute, 5 and 10). They
+	// are counted in the database, so they hold for every crier server
+	// on it together.
+	SigninWindow     time.Duration
+	SigninPerAddress int
+	SigninPerUser    int
 	// SigninPage, if set, renders the sign-in page (the dashboard's look);
 	// nil renders a plain built-in one. It must answer with p.Status.
 	SigninPage func(w http.ResponseWriter, r *http.Request, p SigninPage)
@@ -342,11 +346,14 @@ func authDefaults(a *AuthOptions) *AuthOptions {
 	if c.SessionMax <= 0 {
 		c.SessionMax = 7 * 24 * time.Hour
 	}
-	if c.SigninEvery <= 0 {
-		c.SigninEvery = 12 * time.Second
+	if c.SigninWindow <= 0 {
+		c.SigninWindow = time.Minute
 	}
-	if c.SigninBurst <= 0 {
-		c.SigninBurst = 5
+	if c.SigninPerAddress <= 0 {
+		c.SigninPerAddress = 5
+	}
+	if c.SigninPerUser <= 0 {
+		c.SigninPerUser = 10
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -355,6 +362,3 @@ func authDefaults(a *AuthOptions) *AuthOptions {
 	_, _ = rand.Read(c.configKey) // crypto/rand.Read never fails (it crashes the program instead)
 	return &c
 }
-
-// limit is the sign-in failure rate of o.
-func (a *AuthOptions) limit() rate.Limit { return rate.Every(a.SigninEvery) }

@@ -61,7 +61,7 @@ func newAuthEnv(t *testing.T, tlsServer bool, mods ...func(*Options)) *authEnv {
 	t.Cleanup(func() { st.Close() })
 	o := Options{Incidents: storeIncidents{st}, Store: st, MaxBody: 4096,
 		Tokens: []Token{{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken)}},
-		Auth:   &AuthOptions{Store: st, Now: clk.Now, SigninBurst: 3, SigninEvery: time.Minute}}
+		Auth:   &AuthOptions{Store: st, Now: clk.Now, SigninPerAddress: 3, SigninPerUser: 5, SigninWindow: time.Minute}}
 	for _, m := range mods {
 		m(&o)
 	}
@@ -169,8 +169,6 @@ func (e *authEnv) mustSignin(form url.Values) (id, csrf string) {
 	return id, csrfToken(id)
 }
 
-// TestServer_Signin_RateLimited proves failures from one address are
-// slowed down (even a right password waits), and other addresses are not.
 // TestServer_CSRF proves a session's state-changing requests need the
 // session's own CSRF token, and bearer requests need none.
 func TestServer_CSRF(t *testing.T) {
