@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crier-dev/crier/server"
+	"github.com/crier-dev/crier/store/storetest"
+)
+
+const clusterSessionSecret = "cluster-session-secret-0123456789abcdef"
+
+// clusterHarness is the dashboard harness's config (an operator token, a
+// slow sandbox email channel: one at a time, 1s each) on the PostgreSQL
+// database at dbURL, with a session secret: every harness made with the
+// same dbURL is another crier server of one cluster.
+func clusterHarness(t *testing.T, dbURL string) *harness {
+	t.Helper()
+	yaml := exampleYAML(t)
+	for from, to := range map[string]string{
+		"  url: sqlite:crier.db\n": "  url: ${CRIER_TEST_DATABASE_URL}\n",
+		"  tokens: []\n": "  tokens:\n    - name: test-desk\n      role: operator\n      token: ${CRIER_TEST_TOKEN}\n" +
+			"  session_secret: ${CRIER_TEST_SESSION_SECRET}\n",
+		"    concurrency: 4\n    sandbox:\n      kind: email\n": "    concurrency: 1\n    sandbox:\n      kind: email\n      latency: 1s\n",
+	} {
+		if !strings.Contains(yaml, from) {
+			t.Fatalf("the example config no longer has %q", from)
+		}
+		yaml = strings.Replace(yaml, from, to, 1)
+	}
+	h := newHarness(t, yaml)
+	h.setenv("CRIER_TEST_DATABASE_URL", dbURL)
+	h.setenv("CRIER_TEST_TOKEN", serveToken)
+	h.setenv("CRIER_TEST_SESSION_SECRET", clusterSessionSecret)
+	h.tick()
+	return h
+}
+
+// startWebNode serves h's HTTP side (API, webhooks, dashboard) as
+// `crier serve` builds it, without the dispatcher, scheduler and
+// escalator serve runs beside it: a node that sends nothing itself.
+// (serve refuses to start beside another on the same database.)
+func startWebNode(t *testing.T, h *harness) (*serverRun, *app) {
+	t.Helper()
+	var out syncBuffer
+	s := &serverRun{stderr: &syncBuffer{}}
+	a, err := openApp(context.Background(), h.config, h.env(&out, s.stderr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	var tokens []server.Token
+	for _, tok := range a.cfg.Server.Tokens {
+		tokens = append(tokens, server.Token{Name: tok.Name, Role: tok.Role, Value: tok.Token})
+	}
+	escWake := make(chan struct{}, 1)
+	var api *server.Server
+	dash, err := a.newDashboard(func(r *http.Request) (server.Principal, bool) { return api.Principal(r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := a.authOptions()
+	auth.SigninPage = signinPage(dash)
+	api = server.New(server.Options{Incidents: a, Store: a.st, Tokens: tokens, Log: a.log, Notify: a.disp.Notify, Preflight: a,
+		Acks: a.ackOptions(escWake), Auth: auth,
+		Broadcasts: a, Subscribers: a, Schedules: a, Dashboard: dashboardPages(dash),
+		Twilio: wakeOnReceipt(a.twilioWebhooks(), escWake), Metrics: a.metrics.Handler(), WebhookObserved: a.metrics.WebhookObserved, Ready: a.ready})
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	t.Cleanup(dash.Close) // streams end first, so srv.Close need not wait for them
+	s.base = srv.URL
+	return s, a
+}
+
+// progressEvent is one "progress" event of a dashboard progress stream.
+type progressEvent struct {
+	Total     int  `json:"total"`
+	Queued    int  `json:"queued"`
+	Sent      int  `json:"sent"`
+	Delivered int  `json:"delivered"`
+	Failed    int  `json:"failed"`
+	Finished  int  `json:"finished"`
+	Done      bool `json:"done"`
+}
+
+// TestCluster_Progress_AnyNode proves a broadcast planned through one
+// crier server and sent by its dispatcher is followed live on another
+// server of the cluster, whose own dispatcher sends nothing: its
+// dashboard stream (with a session signed in on the first server) and its
+// API show every delivery the first one sent, as it sends them.
+func TestCluster_Progress_AnyNode(t *testing.T) {
+	dbURL := storetest.Postgres(t)
+	a := startServe(t, clusterHarness(t, dbURL))
+	b, bApp := startWebNode(t, clusterHarness(t, dbURL))
+	if !bApp.st.Clustered() {
+		t.Fatalf("node B's store is %s, want PostgreSQL", bApp.st.Engine())
+	}
+
+	// Sign in on A with the config token; the session is used on B.
+	noRedirect := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noRedirect.PostForm(a.base+"/signin", url.Values{"token": {serveToken}, "next": {"/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session string
+	for _, c := range resp.Cookies() {
+		if c.Name == server.SessionCookie {
+			session = c.Value
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || session == "" {
+		t.Fatalf("sign-in on A: %d, session %v", resp.StatusCode, session != "")
+	}
+
+	code, _, body := a.call(t, "POST", "/api/v1/broadcasts", serveToken,
+		`{"audience":"ministers","channels":["ministers-email"],"subject":"Ministers' call","body":"The call is at 15:00."}`, nil)
+	var sent struct {
+		TriggerID int64  `json:"trigger_id"`
+		Key       string `json:"trigger"`
+	}
+	if err := json.Unmarshal(body, &sent); err != nil || code != http.StatusCreated || sent.TriggerID == 0 {
+		t.Fatalf("POST /api/v1/broadcasts on A: %d %v %s", code, err, body)
+	}
+
+	// B's live progress stream, read until it says done.
+	req, err := http.NewRequest("GET", fmt.Sprintf("%s/broadcasts/%d/events", b.base, sent.TriggerID), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.AddCookie(&http.Cookie{Name: server.SessionCookie, Value: session})
+	stream, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	if stream.StatusCode != http.StatusOK || !strings.HasPrefix(stream.Header.Get("Content-Type"), "text/event-stream") {
+		b, _ := io.ReadAll(stream.Body)
+		t.Fatalf("B's progress stream with A's session: %d %s", stream.StatusCode, b)
+	}
+	var events []progressEvent
+	done := false
+	sc := bufio.NewScanner(stream.Body)
+	name := ""
+	for !done && sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && name == "progress":
+			var p progressEvent
+			if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &p); err != nil {
+				t.Fatalf("progress event %q: %v", line, err)
+			}
+			events = append(events, p)
+		case name == "done":
+			done = true
+		}
+	}
+	if !done || len(events) == 0 {
+		t.Fatalf("B's stream ended without done (%v) after %d progress events", sc.Err(), len(events))
+	}
+	first, last := events[0], events[len(events)-1]
+	if last.Total == 0 || last.Queued != 0 || last.Sent+last.Delivered == 0 || last.Finished != last.Total || !last.Done {
+		t.Errorf("B's last progress event %+v, want everything finished and sent", last)
+	}
+	if len(events) < 2 || first.Queued == 0 {
+		t.Errorf("B's stream showed %d progress events, the first %+v: want it to follow A's sends one at a time", len(events), first)
+	}
+
+	// B.s API says the same.
+	code, _, body = b.call(t, "GET", "/api/v1/broadcasts/"+url.PathEscape(sent.Key), serveToken, "", nil)
+	var p struct {
+		Total  int            `json:"total"`
+		Counts map[string]int `json:"counts"`
+		Done   bool           `json:"done"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /api/v1/broadcasts/%s on B: %d %v %s", sent.Key, code, err, body)
+	}
+	if !p.Done || p.Total != last.Total || p.Counts["sent"]+p.Counts["delivered"] != last.Sent+last.Delivered {
+		t.Errorf("B's API progress %+v, want done with the stream's counts %+v", p, last)
+	}
+
+	// The sends were A's: its metrics count them, B's count none.
+	if got := sentCount(t, a); got != last.Sent+last.Delivered {
+		t.Errorf("A's crier_deliveries_total{status=sent} = %d, want %d", got, last.Sent+last.Delivered)
+	}
+	if got := sentCount(t, b); got != 0 {
+		t.Errorf("B's crier_deliveries_total{status=sent} = %d, want 0: B's dispatcher must not be the one sending", got)
+	}
+}
+
+// sentCount sums the server's crier_deliveries_total{status="sent"}.
+func sentCount(t *testing.T, s *serverRun) int {
+	t.Helper()
+	code, _, body := s.call(t, "GET", "/metrics", "", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	n := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "crier_deliveries_total{") && strings.Contains(line, `status="sent"`) {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				t.Fatalf("metrics line %q: %v", line, err)
+			}
+			n += int(v)
+		}
+	}
+	return n
+}
