@@ -97,7 +97,8 @@ type progressEvent struct {
 // crier server and sent by its dispatcher is followed live on another
 // server of the cluster, whose own dispatcher sends nothing: its
 // dashboard stream (with a session signed in on the first server) and its
-// API show every delivery the first one sent, as it sends them.
+// API show every delivery the first one sent, as it sends them; and the
+// same broadcast sent again through the second is known as a repeat.
 func TestCluster_Progress_AnyNode(t *testing.T) {
 	dbURL := storetest.Postgres(t)
 	a := startServe(t, clusterHarness(t, dbURL))
@@ -190,6 +191,19 @@ func TestCluster_Progress_AnyNode(t *testing.T) {
 	}
 	if !p.Done || p.Total != last.Total || p.Counts["sent"]+p.Counts["delivered"] != last.Sent+last.Delivered {
 		t.Errorf("B's API progress %+v, want done with the stream's counts %+v", p, last)
+	}
+
+	// The same broadcast without a key, sent again through B within the
+	// repeat window, is recognised as A's and not sent again.
+	code, _, body = b.call(t, "POST", "/api/v1/broadcasts", serveToken,
+		`{"audience":"ministers","channels":["ministers-email"],"subject":"Ministers' call","body":"The call is at 15:00."}`, nil)
+	var again struct {
+		RepeatOf struct {
+			Trigger string `json:"trigger"`
+		} `json:"repeat_of"`
+	}
+	if err := json.Unmarshal(body, &again); err != nil || code != http.StatusOK || again.RepeatOf.Trigger != sent.Key {
+		t.Errorf("the same broadcast again on B: %d %v %s; want 200 with repeat_of %s", code, err, body, sent.Key)
 	}
 
 	// The sends were A's: its metrics count them, B's count none.
