@@ -81,8 +81,6 @@ type AuthOptions struct {
 	// SigninPage, if set, renders the sign-in page (the dashboard's look);
 	// nil renders a plain built-in one. It must answer with p.Status.
 	SigninPage func(w http.ResponseWriter, r *http.Request, p SigninPage)
-	// Now is the clock (tests).
-	Now func() time.Time
 
 	// configKey binds config-token sessions to the token's value (see
 	// configBinding): derived from SessionSecret, or random.
@@ -367,9 +365,6 @@ func authDefaults(a *AuthOptions) *AuthOptions {
 	}
 	if c.SigninPerUser <= 0 {
 		c.SigninPerUser = 10
-	}
-	if c.Now == nil {
-		c.Now = time.Now
 	}
 	if c.SessionSecret.IsSet() {
 		m := hmac.New(sha256.New, []byte(c.SessionSecret.Reveal()))

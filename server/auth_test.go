@@ -61,7 +61,7 @@ func newAuthEnv(t *testing.T, tlsServer bool, mods ...func(*Options)) *authEnv {
 	t.Cleanup(func() { st.Close() })
 	o := Options{Incidents: storeIncidents{st}, Store: st, MaxBody: 4096,
 		Tokens: []Token{{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken)}},
-		Auth:   &AuthOptions{Store: st, Now: clk.Now, SigninPerAddress: 3, SigninPerUser: 5, SigninWindow: time.Minute}}
+		Auth:   &AuthOptions{Store: st, SigninPerAddress: 3, SigninPerUser: 5, SigninWindow: time.Minute}}
 	for _, m := range mods {
 		m(&o)
 	}
@@ -277,7 +277,7 @@ func TestServer_Session_EndsWithItsCredential(t *testing.T) {
 		"token rotated": {{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken + "-rotated")}},
 		"same config":   {{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken)}},
 	} {
-		restarted := New(Options{Store: e.st, Incidents: storeIncidents{e.st}, Tokens: tokens, Auth: &AuthOptions{Store: e.st, Now: e.clock.Now}})
+		restarted := New(Options{Store: e.st, Incidents: storeIncidents{e.st}, Tokens: tokens, Auth: &AuthOptions{Store: e.st}})
 		restarted.route("GET", "/test/whoami", "viewer", func(w http.ResponseWriter, _ *http.Request) {})
 		r := httptest.NewRequest("GET", "/test/whoami", nil)
 		r.AddCookie(&http.Cookie{Name: SessionCookie, Value: fromConfig})
@@ -320,7 +320,7 @@ func TestServer_Session_ConfigTokenWithSessionSecret(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			other := New(Options{Store: e.st, Incidents: storeIncidents{e.st}, Tokens: tt.tokens,
-				Auth: &AuthOptions{Store: e.st, Now: e.clock.Now, SessionSecret: tt.secret}})
+				Auth: &AuthOptions{Store: e.st, SessionSecret: tt.secret}})
 			other.route("POST", "/test/act", "operator", func(w http.ResponseWriter, _ *http.Request) {})
 			r := httptest.NewRequest("POST", "/test/act", strings.NewReader("csrf="+csrf))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -163,5 +163,5 @@ func (a *app) authOptions() *server.AuthOptions {
 		a.log.Warn("dashboard sessions signed in with a server.tokens token work only on the server that signed them in: " +
 			"set server.session_secret, the same on every server")
 	}
-	return &server.AuthOptions{Store: a.st, PublicURL: a.cfg.Server.PublicURL, Now: a.env.now, SessionSecret: secret}
+	return &server.AuthOptions{Store: a.st, PublicURL: a.cfg.Server.PublicURL, SessionSecret: secret}
 }
