@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -234,4 +235,60 @@ func sentCount(t *testing.T, s *serverRun) int {
 		}
 	}
 	return n
+}
+
+// TestCluster_AuthOptions_SessionSecret proves where the key of
+// config-token sessions comes from, and that a server on a shared
+// database without one says that such sessions will not work on the
+// other servers.
+func TestCluster_AuthOptions_SessionSecret(t *testing.T) {
+	const ackSecret = "ack-secret-for-the-cluster-test-0123456789"
+	dbURL := storetest.Postgres(t)
+	tests := []struct {
+		name        string
+		sqlite      bool
+		session     bool
+		ack         bool
+		want        string
+		wantWarning bool
+	}{
+		{"session_secret", false, true, true, clusterSessionSecret, false},
+		{"ack_secret alone", false, false, true, ackSecret, false},
+		{"neither, on PostgreSQL", false, false, false, "", true},
+		{"neither, on SQLite", true, false, false, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := clusterHarness(t, dbURL)
+			b, err := os.ReadFile(h.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			yaml := string(b)
+			if !tt.session {
+				yaml = strings.Replace(yaml, "  session_secret: ${CRIER_TEST_SESSION_SECRET}\n", "", 1)
+			}
+			if tt.ack {
+				yaml = strings.Replace(yaml, "\nwebhooks:\n", "\nwebhooks:\n  ack_secret: ${CRIER_TEST_ACK_SECRET}\n", 1)
+				h.setenv("CRIER_TEST_ACK_SECRET", ackSecret)
+			}
+			if tt.sqlite {
+				yaml = strings.Replace(yaml, "  url: ${CRIER_TEST_DATABASE_URL}\n", "  url: sqlite:crier.db\n", 1)
+			}
+			h.write("config.yaml", yaml)
+			var out, errb syncBuffer
+			a, err := openApp(context.Background(), h.config, h.env(&out, &errb))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			o := a.authOptions()
+			if got := o.SessionSecret.Reveal(); got != tt.want {
+				t.Errorf("SessionSecret = %q, want %q", got, tt.want)
+			}
+			if warned := strings.Contains(errb.String(), "work only on the server that signed them in"); warned != tt.wantWarning {
+				t.Errorf("warned %v, want %v:\n%s", warned, tt.wantWarning, errb.String())
+			}
+		})
+	}
 }
