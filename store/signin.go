@@ -31,36 +31,25 @@ type SigninAttempt struct {
 // returns how long until that limit has room again. Counting before the
 // check, in one serialized transaction, means guesses sent in parallel,
 // to one server or to several, cannot all be checked before the first
-// failure is counted. Failures older than window are deleted on the way.
+// failure is counted. An attempt a read already finds limited writes
+// nothing, so a flood of refused sign-ins does not queue for the writer.
+// Failures older than window are deleted on the way.
 func (s *Store) BeginSignin(ctx context.Context, window time.Duration, limits ...SigninLimit) (SigninAttempt, time.Duration, error) {
+	now := s.now()
+	wait, err := signinWait(ctx, s.r, now, window, limits)
+	if err != nil || wait > 0 {
+		return SigninAttempt{}, wait, err
+	}
 	var a SigninAttempt
-	var wait time.Duration
-	err := s.Write(ctx, func(t *Tx) error {
-		a, wait = SigninAttempt{}, 0
-		now := s.now()
-		since := ms(now.Add(-window))
-		if _, err := t.exec(`DELETE FROM signin_failures WHERE failed_at<=?`, since); err != nil {
+	err = s.Write(ctx, func(t *Tx) error {
+		a = SigninAttempt{}
+		now = s.now()
+		if _, err := t.exec(`DELETE FROM signin_failures WHERE failed_at<=?`, ms(now.Add(-window))); err != nil {
 			return err
 		}
-		for _, l := range limits {
-			var n int
-			if err := t.queryRow(`SELECT COUNT(*) FROM signin_failures WHERE key=? AND failed_at>?`, l.Key, since).Scan(&n); err != nil {
-				return err
-			}
-			if n < l.Max {
-				continue
-			}
-			// The limit has room again when enough of its failures are
-			// older than window that fewer than Max remain.
-			var at int64
-			if err := t.queryRow(`SELECT failed_at FROM signin_failures WHERE key=? AND failed_at>? ORDER BY failed_at LIMIT 1 OFFSET ?`,
-				l.Key, since, n-l.Max).Scan(&at); err != nil {
-				return err
-			}
-			wait = max(wait, fromMS(at).Add(window).Sub(now))
-		}
-		if wait > 0 {
-			return nil
+		var err error
+		if wait, err = signinWait(t.ctx, t.tx, now, window, limits); err != nil || wait > 0 {
+			return err
 		}
 		for _, l := range limits {
 			var id int64
@@ -75,6 +64,31 @@ func (s *Store) BeginSignin(ctx context.Context, window time.Duration, limits ..
 		return SigninAttempt{}, 0, fmt.Errorf("store: count sign-in attempt: %w", err)
 	}
 	return a, wait, nil
+}
+
+// signinWait is how long until every limit has room for one more failure
+// at now: 0 when they all have.
+func signinWait(ctx context.Context, q querier, now time.Time, window time.Duration, limits []SigninLimit) (time.Duration, error) {
+	since := ms(now.Add(-window))
+	var wait time.Duration
+	for _, l := range limits {
+		var n int
+		if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM signin_failures WHERE key=? AND failed_at>?`, l.Key, since).Scan(&n); err != nil {
+			return 0, fmt.Errorf("store: count sign-in failures: %w", err)
+		}
+		if n < l.Max {
+			continue
+		}
+		// The limit has room again when enough of its failures are older
+		// than window that fewer than Max remain.
+		var at int64
+		if err := q.QueryRowContext(ctx, `SELECT failed_at FROM signin_failures WHERE key=? AND failed_at>? ORDER BY failed_at LIMIT 1 OFFSET ?`,
+			l.Key, since, n-l.Max).Scan(&at); err != nil {
+			return 0, fmt.Errorf("store: read sign-in failures: %w", err)
+		}
+		wait = max(wait, fromMS(at).Add(window).Sub(now))
+	}
+	return wait, nil
 }
 
 // ForgetSignin takes back an attempt BeginSignin counted: it succeeded,
