@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
@@ -22,9 +21,10 @@ import (
 const clusterSessionSecret = "cluster-session-secret-0123456789abcdef"
 
 // clusterHarness is the dashboard harness's config (an operator token, a
-// slow sandbox email channel: one at a time, 1s each) on the PostgreSQL
-// database at dbURL, with a session secret: every harness made with the
-// same dbURL is another crier server of one cluster.
+// slow sandbox email channel: one at a time, 1s each, with a rate, so one
+// process at a time sends it) on the PostgreSQL database at dbURL, with a
+// session secret: every harness made with the same dbURL is another crier
+// server of one cluster.
 func clusterHarness(t *testing.T, dbURL string) *harness {
 	t.Helper()
 	yaml := exampleYAML(t)
@@ -32,7 +32,7 @@ func clusterHarness(t *testing.T, dbURL string) *harness {
 		"  url: sqlite:crier.db\n": "  url: ${CRIER_TEST_DATABASE_URL}\n",
 		"  tokens: []\n": "  tokens:\n    - name: test-desk\n      role: operator\n      token: ${CRIER_TEST_TOKEN}\n" +
 			"  session_secret: ${CRIER_TEST_SESSION_SECRET}\n",
-		"    concurrency: 4\n    sandbox:\n      kind: email\n": "    concurrency: 1\n    sandbox:\n      kind: email\n      latency: 1s\n",
+		"    concurrency: 4\n    sandbox:\n      kind: email\n": "    concurrency: 1\n    rate: 5\n    sandbox:\n      kind: email\n      latency: 1s\n",
 	} {
 		if !strings.Contains(yaml, from) {
 			t.Fatalf("the example config no longer has %q", from)
@@ -47,42 +47,6 @@ func clusterHarness(t *testing.T, dbURL string) *harness {
 	return h
 }
 
-// startWebNode serves h's HTTP side (API, webhooks, dashboard) as
-// `crier serve` builds it, without the dispatcher, scheduler and
-// escalator serve runs beside it: a node that sends nothing itself.
-// (serve refuses to start beside another on the same database.)
-func startWebNode(t *testing.T, h *harness) (*serverRun, *app) {
-	t.Helper()
-	var out syncBuffer
-	s := &serverRun{stderr: &syncBuffer{}}
-	a, err := openApp(context.Background(), h.config, h.env(&out, s.stderr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	var tokens []server.Token
-	for _, tok := range a.cfg.Server.Tokens {
-		tokens = append(tokens, server.Token{Name: tok.Name, Role: tok.Role, Value: tok.Token})
-	}
-	escWake := make(chan struct{}, 1)
-	var api *server.Server
-	dash, err := a.newDashboard(func(r *http.Request) (server.Principal, bool) { return api.Principal(r) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth := a.authOptions()
-	auth.SigninPage = signinPage(dash)
-	api = server.New(server.Options{Incidents: a, Store: a.st, Tokens: tokens, Log: a.log, Notify: a.disp.Notify, Preflight: a,
-		Acks: a.ackOptions(escWake), Auth: auth,
-		Broadcasts: a, Subscribers: a, Schedules: a, Dashboard: dashboardPages(dash),
-		Twilio: wakeOnReceipt(a.twilioWebhooks(), escWake), Metrics: a.metrics.Handler(), WebhookObserved: a.metrics.WebhookObserved, Ready: a.ready})
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	t.Cleanup(dash.Close) // streams end first, so srv.Close need not wait for them
-	s.base = srv.URL
-	return s, a
-}
-
 // progressEvent is one "progress" event of a dashboard progress stream.
 type progressEvent struct {
 	Total     int  `json:"total"`
@@ -95,17 +59,21 @@ type progressEvent struct {
 }
 
 // TestCluster_Progress_AnyNode proves a broadcast planned through one
-// crier server and sent by its dispatcher is followed live on another
-// server of the cluster, whose own dispatcher sends nothing: its
-// dashboard stream (with a session signed in on the first server) and its
-// API show every delivery the first one sent, as it sends them; and the
-// same broadcast sent again through the second is known as a repeat.
+// crier serve and sent by its dispatcher is followed live on another crier
+// serve on the same database, whose own dispatcher does not send that
+// channel: its dashboard stream (with a session signed in on the first
+// server) and its API show every delivery the first one sent, as it sends
+// them; and the same broadcast sent again through the second is known as
+// a repeat.
 func TestCluster_Progress_AnyNode(t *testing.T) {
 	dbURL := storetest.Postgres(t)
 	a := startServe(t, clusterHarness(t, dbURL))
-	b, bApp := startWebNode(t, clusterHarness(t, dbURL))
-	if !bApp.st.Clustered() {
-		t.Fatalf("node B's store is %s, want PostgreSQL", bApp.st.Engine())
+	// A takes the email channel's sender role before B starts, so B's
+	// dispatcher runs but never sends it.
+	waitFor(t, 15*time.Second, "node A to send the email channel", func() bool { return senderOf(t, a, "ministers-email") })
+	b := startServe(t, clusterHarness(t, dbURL))
+	if senderOf(t, b, "ministers-email") {
+		t.Fatal("node B sends the email channel too")
 	}
 
 	// Sign in on A with the config token; the session is used on B.
@@ -214,6 +182,17 @@ func TestCluster_Progress_AnyNode(t *testing.T) {
 	if got := sentCount(t, b); got != 0 {
 		t.Errorf("B's crier_deliveries_total{status=sent} = %d, want 0: B's dispatcher must not be the one sending", got)
 	}
+}
+
+// senderOf reports whether the server says it sends channel
+// (crier_channel_sender).
+func senderOf(t *testing.T, s *serverRun, channel string) bool {
+	t.Helper()
+	code, _, body := s.call(t, "GET", "/metrics", "", "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
+	}
+	return strings.Contains(string(body), `crier_channel_sender{channel="`+channel+`"} 1`+"\n")
 }
 
 // sentCount sums the server's crier_deliveries_total{status="sent"}.
