@@ -165,6 +165,13 @@ type Server struct {
 	Listen    string  `yaml:"listen"`
 	PublicURL string  `yaml:"public_url"`
 	Tokens    []Token `yaml:"tokens"`
+	// SessionSecret keys dashboard sessions signed in with a token from
+	// Tokens, so that every crier server sharing the secret (and the
+	// database) accepts them; at least 32 characters. Without it
+	// webhooks.ack_secret serves, and without either such a session
+	// works only on the server that signed it in, until it stops.
+	SessionSecret     fields.Secret `yaml:"session_secret"`
+	SessionSecretFile string        `yaml:"session_secret_file"`
 }
 
 // Token is a bearer token for the API.

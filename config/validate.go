@@ -170,6 +170,9 @@ func (c *Config) validate() fields.List {
 			errs = append(errs, c.validateAck(p+".ack", a, r.Channels)...)
 		}
 	}
+	if c.Server.SessionSecret.IsSet() && len(c.Server.SessionSecret.Reveal()) < 32 {
+		errs.Add("server.session_secret", "", "is shorter than 32 characters: use a long random secret (openssl rand -hex 32)")
+	}
 	if w := c.Webhooks; w.AckSecret.IsSet() && len(w.AckSecret.Reveal()) < 32 {
 		errs.Add("webhooks.ack_secret", "", "is shorter than 32 characters: use a long random secret (openssl rand -hex 32)")
 	}

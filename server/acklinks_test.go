@@ -60,7 +60,26 @@ func newAckHarness(t *testing.T) *ackHarness {
 	}
 	t.Cleanup(func() { st.Close() })
 	h.st = st
-	err = st.Write(ctx, func(tx *store.Tx) error {
+	h.trigger = seedAckTrigger(t, st, h.clk.Now())
+	h.signer = dispatch.NewAckSigner(ackTestSecret, time.Hour, "")
+	h.srv = httptest.NewServer(New(Options{Store: st, Acks: &AckOptions{Tokens: h.signer, Store: st, SlackSigningSecret: fields.Secret(slackTestSecret),
+		Now: h.clk.Now, Acked: func(id int64) { h.mu.Lock(); h.acked = append(h.acked, id); h.mu.Unlock() }},
+		WebhookObserved: func(route, outcome string) {
+			h.mu.Lock()
+			h.observed = append(h.observed, route+" "+outcome)
+			h.mu.Unlock()
+		}}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// seedAckTrigger plans, in st, one trigger asking dr-a (English; SMS and
+// email) and dr-b (Welsh; email) to acknowledge within 15 minutes of now,
+// and returns its id.
+func seedAckTrigger(t *testing.T, st *store.Store, now time.Time) int64 {
+	t.Helper()
+	var trigger int64
+	err := st.Write(context.Background(), func(tx *store.Tx) error {
 		if err := tx.UpsertSubscribers([]subscribers.Subscriber{
 			{ID: "dr-a", Name: "Dr Ann Evans", Locale: "en", TimeZone: "Europe/London"},
 			{ID: "dr-b", Name: "Dr Bethan Hughes", Locale: "cy", TimeZone: "Europe/London"},
@@ -71,7 +90,7 @@ func newAckHarness(t *testing.T) *ackHarness {
 		if _, err := tx.CreateTrigger(tr); err != nil {
 			return err
 		}
-		h.trigger = tr.ID
+		trigger = tr.ID
 		enq, err := tx.Enqueuer(tr.ID)
 		if err != nil {
 			return err
@@ -89,21 +108,12 @@ func newAckHarness(t *testing.T) *ackHarness {
 		if err := enq.Flush(); err != nil {
 			return err
 		}
-		return tx.SetAckPolicy(store.AckPolicy{TriggerID: tr.ID, Within: 15 * time.Minute, DueAt: h.clk.Now().Add(15 * time.Minute)})
+		return tx.SetAckPolicy(store.AckPolicy{TriggerID: tr.ID, Within: 15 * time.Minute, DueAt: now.Add(15 * time.Minute)})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.signer = dispatch.NewAckSigner(ackTestSecret, time.Hour, "")
-	h.srv = httptest.NewServer(New(Options{Store: st, Acks: &AckOptions{Tokens: h.signer, Store: st, SlackSigningSecret: fields.Secret(slackTestSecret),
-		Now: h.clk.Now, Acked: func(id int64) { h.mu.Lock(); h.acked = append(h.acked, id); h.mu.Unlock() }},
-		WebhookObserved: func(route, outcome string) {
-			h.mu.Lock()
-			h.observed = append(h.observed, route+" "+outcome)
-			h.mu.Unlock()
-		}}))
-	t.Cleanup(h.srv.Close)
-	return h
+	return trigger
 }
 
 // token is a link token for sub, valid for an hour from now.

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/crier-dev/crier/internal/fields"
 	"github.com/crier-dev/crier/store"
 )
@@ -47,6 +45,8 @@ type AuthStore interface {
 	CreateSession(ctx context.Context, kind, subject, role string, binding []byte, idle time.Duration) (fields.Secret, store.Session, error)
 	UseSession(ctx context.Context, id string, idle, maxAge time.Duration) (store.Session, error)
 	DeleteSession(ctx context.Context, id string) error
+	BeginSignin(ctx context.Context, window time.Duration, limits ...store.SigninLimit) (store.SigninAttempt, time.Duration, error)
+	ForgetSignin(ctx context.Context, a store.SigninAttempt) error
 }
 
 // AuthOptions turn on database tokens and dashboard sign-in (users and
@@ -61,19 +61,29 @@ type AuthOptions struct {
 	// SessionMax ends a session this long after sign-in however busy it
 	// is (default 7 days).
 	SessionMax time.Duration
-	// SigninEvery and SigninBurst rate-limit failed sign-ins per remote
-	// address: SigninBurst failures at once, then one per SigninEvery
-	// (defaults 5 and 12s).
-	SigninEvery time.Duration
-	SigninBurst int
+	// SigninWindow, SigninPerAddress and SigninPerUser limit failed
+	// sign-ins: at most SigninPerAddress from one remote address (IPv6:
+	// its /64) and at most SigninPerUser for one user name, from any
+	// address, in any SigninWindow (defaults 1 minute, 5 and 10). They
+	// are counted in the database, so they hold for every crier server
+	// on it together.
+	SigninWindow     time.Duration
+	SigninPerAddress int
+	SigninPerUser    int
+	// SessionSecret is a secret every crier server on the database has in
+	// its config and the database does not (server.session_secret, or
+	// webhooks.ack_secret): the key that ties a config-token session to
+	// the token's value is derived from it, so such a session works on
+	// every server and outlives a restart. Unset, the key is random per
+	// process: a config-token session then works only on the server that
+	// signed it in, until that server stops.
+	SessionSecret fields.Secret
 	// SigninPage, if set, renders the sign-in page (the dashboard's look);
 	// nil renders a plain built-in one. It must answer with p.Status.
 	SigninPage func(w http.ResponseWriter, r *http.Request, p SigninPage)
-	// Now is the clock (tests).
-	Now func() time.Time
 
-	// configKey is random per server process: it binds config-token
-	// sessions to the token's value (see configBinding).
+	// configKey binds config-token sessions to the token's value (see
+	// configBinding): derived from SessionSecret, or random.
 	configKey []byte
 }
 
@@ -199,10 +209,15 @@ func (s *Server) configToken(name string) *Token {
 
 // configBinding ties a session signed in with config token t to t's
 // value: rotating the token in the config ends its sessions, as revoking
-// ends a database token's. The key is random per process, so the stored
-// binding is no offline test for guesses of the token (config tokens may
-// be weaker than database ones); the cost is that such sessions end when
-// crier restarts, which is also when a changed config takes effect.
+// ends a database token's. The key comes from a secret in every server's
+// config (AuthOptions.SessionSecret), never from the database, so the
+// stored binding is no offline test for guesses of the token (config
+// tokens may be weaker than database ones) to someone with a copy of the
+// database alone. A key kept in the database would let every server
+// check the binding without configuring anything, but would give that
+// test away with every backup; a random key per process (without the
+// secret) keeps the test away but makes such sessions work only on the
+// server that signed them in, until it stops.
 func (s *Server) configBinding(t *Token) []byte {
 	m := hmac.New(sha256.New, s.o.Auth.configKey)
 	m.Write([]byte(t.Name))
@@ -342,19 +357,22 @@ func authDefaults(a *AuthOptions) *AuthOptions {
 	if c.SessionMax <= 0 {
 		c.SessionMax = 7 * 24 * time.Hour
 	}
-	if c.SigninEvery <= 0 {
-		c.SigninEvery = 12 * time.Second
+	if c.SigninWindow <= 0 {
+		c.SigninWindow = time.Minute
 	}
-	if c.SigninBurst <= 0 {
-		c.SigninBurst = 5
+	if c.SigninPerAddress <= 0 {
+		c.SigninPerAddress = 5
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.SigninPerUser <= 0 {
+		c.SigninPerUser = 10
 	}
-	c.configKey = make([]byte, 32)
-	_, _ = rand.Read(c.configKey) // crypto/rand.Read never fails (it crashes the program instead)
+	if c.SessionSecret.IsSet() {
+		m := hmac.New(sha256.New, []byte(c.SessionSecret.Reveal()))
+		m.Write([]byte("crier config-token session binding v1"))
+		c.configKey = m.Sum(nil)
+	} else {
+		c.configKey = make([]byte, 32)
+		_, _ = rand.Read(c.configKey) // crypto/rand.Read never fails (it crashes the program instead)
+	}
 	return &c
 }
-
-// limit is the sign-in failure rate of o.
-func (a *AuthOptions) limit() rate.Limit { return rate.Every(a.SigninEvery) }

@@ -61,7 +61,7 @@ func newAuthEnv(t *testing.T, tlsServer bool, mods ...func(*Options)) *authEnv {
 	t.Cleanup(func() { st.Close() })
 	o := Options{Incidents: storeIncidents{st}, Store: st, MaxBody: 4096,
 		Tokens: []Token{{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken)}},
-		Auth:   &AuthOptions{Store: st, Now: clk.Now, SigninBurst: 3, SigninEvery: time.Minute}}
+		Auth:   &AuthOptions{Store: st, SigninPerAddress: 3, SigninPerUser: 5, SigninWindow: time.Minute}}
 	for _, m := range mods {
 		m(&o)
 	}
@@ -169,8 +169,6 @@ func (e *authEnv) mustSignin(form url.Values) (id, csrf string) {
 	return id, csrfToken(id)
 }
 
-// TestServer_Signin_RateLimited proves failures from one address are
-// slowed down (even a right password waits), and other addresses are not.
 // TestServer_CSRF proves a session's state-changing requests need the
 // session's own CSRF token, and bearer requests need none.
 func TestServer_CSRF(t *testing.T) {
@@ -279,7 +277,7 @@ func TestServer_Session_EndsWithItsCredential(t *testing.T) {
 		"token rotated": {{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken + "-rotated")}},
 		"same config":   {{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken)}},
 	} {
-		restarted := New(Options{Store: e.st, Incidents: storeIncidents{e.st}, Tokens: tokens, Auth: &AuthOptions{Store: e.st, Now: e.clock.Now}})
+		restarted := New(Options{Store: e.st, Incidents: storeIncidents{e.st}, Tokens: tokens, Auth: &AuthOptions{Store: e.st}})
 		restarted.route("GET", "/test/whoami", "viewer", func(w http.ResponseWriter, _ *http.Request) {})
 		r := httptest.NewRequest("GET", "/test/whoami", nil)
 		r.AddCookie(&http.Cookie{Name: SessionCookie, Value: fromConfig})
@@ -295,5 +293,43 @@ func TestServer_Session_EndsWithItsCredential(t *testing.T) {
 	e.clock.Add(12 * time.Hour)
 	if a := e.req("GET", "/test/whoami", "", "Cookie", fromConfig); a.status != 401 || a.cookie(SessionCookie) == nil {
 		t.Errorf("session idle 12h = %d (cookie cleared: %v)", a.status, a.cookie(SessionCookie) != nil)
+	}
+}
+
+// TestServer_Session_ConfigTokenWithSessionSecret proves a config-token
+// session signed in on one server works on another (or the same one
+// restarted) that has the same session secret and the same token, and on
+// no other.
+func TestServer_Session_ConfigTokenWithSessionSecret(t *testing.T) {
+	const secret = "a-session-secret-every-node-shares-0123456789"
+	e := newAuthEnv(t, false, func(o *Options) { o.Auth.SessionSecret = secret })
+	id, csrf := e.mustSignin(url.Values{"token": {authConfigToken}})
+	cfgTok := []Token{{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken)}}
+	tests := []struct {
+		name   string
+		tokens []Token
+		secret fields.Secret
+		want   int
+	}{
+		{"same secret, same token", cfgTok, secret, 200},
+		{"same secret, token rotated", []Token{{Name: "cfg-ops", Role: "operator", Value: fields.Secret(authConfigToken + "-rotated")}}, secret, 401},
+		{"same secret, token removed", nil, secret, 401},
+		{"another secret", cfgTok, secret + "-other", 401},
+		{"no secret", cfgTok, "", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			other := New(Options{Store: e.st, Incidents: storeIncidents{e.st}, Tokens: tt.tokens,
+				Auth: &AuthOptions{Store: e.st, SessionSecret: tt.secret}})
+			other.route("POST", "/test/act", "operator", func(w http.ResponseWriter, _ *http.Request) {})
+			r := httptest.NewRequest("POST", "/test/act", strings.NewReader("csrf="+csrf))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.AddCookie(&http.Cookie{Name: SessionCookie, Value: id})
+			w := httptest.NewRecorder()
+			other.ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Errorf("the config-token session on another server = %d, want %d", w.Code, tt.want)
+			}
+		})
 	}
 }

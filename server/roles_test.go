@@ -130,7 +130,7 @@ func matrixOptions(st *store.Store, cfgTokens []Token) Options {
 		Broadcasts:      matrixBroadcasts{},
 		Subscribers:     matrixSubscribers{},
 		Schedules:       matrixSchedules{},
-		Auth:            &AuthOptions{Store: st, SigninBurst: 1000},
+		Auth:            &AuthOptions{Store: st, SigninPerAddress: 1000, SigninPerUser: 1000},
 	}
 }
 

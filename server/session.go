@@ -1,6 +1,9 @@
 package server
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -11,10 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/crier-dev/crier/internal/fields"
 	"github.com/crier-dev/crier/store"
@@ -22,8 +22,9 @@ import (
 
 // Dashboard sign-in: POST /signin with a token, or a username and
 // password, starts a session (a random id in the crier_session cookie,
-// stored hashed); POST /signout ends it. Failed sign-ins are rate-limited
-// per remote address.
+// stored hashed); POST /signout ends it. Failed sign-ins are limited per
+// remote address and per user name, counted in the database so that the
+// limits hold for every crier server on it.
 
 // SigninPage is what the sign-in page shows. The form posts to SigninPath
 // with fields "token", or "username" and "password", and "next".
@@ -43,9 +44,8 @@ func (s *Server) registerAuth() {
 	if s.o.Auth == nil {
 		return
 	}
-	l := &signinLimiter{every: s.o.Auth.limit(), burst: s.o.Auth.SigninBurst, m: map[string]*rate.Limiter{}}
 	s.route("GET", SigninPath, "", s.signinForm)
-	s.route("POST", SigninPath, "", s.signin(l))
+	s.route("POST", SigninPath, "", s.signin)
 	s.route("POST", SignoutPath, "viewer", s.signout)
 }
 
@@ -53,88 +53,99 @@ func (s *Server) signinForm(w http.ResponseWriter, r *http.Request) {
 	s.showSignin(w, r, SigninPage{Status: http.StatusOK, Next: safeNext(r.URL.Query().Get("next"))})
 }
 
-func (s *Server) signin(l *signinLimiter) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		a := s.o.Auth
-		now := a.Now()
-		if !s.sameOrigin(r) {
-			// Another site's form signing this browser in to an account of
-			// the attacker's choosing ("login CSRF").
-			s.showSignin(w, r, SigninPage{Status: http.StatusForbidden, Error: "Sign-in must come from crier's own sign-in page.", Next: "/"})
-			return
-		}
-		ip := remoteKey(r)
-		// Every attempt takes one of the address's allowance up front, so
-		// a thousand parallel guesses cannot all pass before the first
-		// failure is counted; a success, or a request that was no guess,
-		// gives it back.
-		res, wait := l.take(ip, now)
-		if wait > 0 {
-			secs := int(math.Ceil(wait.Seconds()))
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			s.showSignin(w, r, SigninPage{Status: http.StatusTooManyRequests, RetryAfter: wait, Next: "/",
-				Error: fmt.Sprintf("Too many failed sign-ins from this address. Wait %d seconds, then try again.", secs)})
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-		if err := r.ParseForm(); err != nil {
-			res.CancelAt(now)
-			s.showSignin(w, r, SigninPage{Status: http.StatusBadRequest, Error: "The sign-in form could not be read; reload the page and try again.", Next: "/"})
-			return
-		}
-		f := r.PostForm
-		page := SigninPage{Next: safeNext(f.Get("next")), Username: f.Get("username")}
-		token, user, password := strings.TrimSpace(f.Get("token")), f.Get("username"), fields.Secret(f.Get("password"))
-		var kind, subject, role, how string
-		var binding []byte
-		var err error
-		switch {
-		case token != "":
-			how = "token"
-			kind, subject, role, binding, err = s.signinToken(r, token)
-		case user != "" && password.IsSet():
-			how = "password"
-			var u store.User
-			u, err = a.Store.CheckPassword(r.Context(), user, password)
-			if errors.Is(err, store.ErrBadPassword) {
-				err = errBadCredentials
-			}
-			kind, subject, role = store.SessionUser, u.Name, u.Role
-		default:
-			res.CancelAt(now)
-			page.Status, page.Error = http.StatusBadRequest, "Enter an API token, or a username and a password."
-			s.showSignin(w, r, page)
-			return
-		}
-		if errors.Is(err, errBadCredentials) {
-			s.o.Log.Warn("sign-in failed", "with", how, "remote", ip)
-			page.Status, page.Error = http.StatusUnauthorized, "Sign-in failed: that token, or that username and password, is not right."
-			s.showSignin(w, r, page)
-			return
-		}
-		res.CancelAt(now)
-		if err != nil {
-			s.o.Log.Error("sign-in", "err", err)
-			page.Status, page.Error = http.StatusInternalServerError, "Sign-in is not working right now; see the server log."
-			s.showSignin(w, r, page)
-			return
-		}
-		// A fresh id on every sign-in: an id planted in the browser before
-		// (session fixation) never becomes a signed-in one.
-		if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-			_ = a.Store.DeleteSession(r.Context(), c.Value)
-		}
-		id, _, err := a.Store.CreateSession(r.Context(), kind, subject, role, binding, a.SessionIdle)
-		if err != nil {
-			s.o.Log.Error("sign-in: create session", "err", err)
-			page.Status, page.Error = http.StatusInternalServerError, "Sign-in is not working right now; see the server log."
-			s.showSignin(w, r, page)
-			return
-		}
-		s.o.Log.Info("signed in", "who", subject, "kind", kind, "role", role, "remote", ip)
-		http.SetCookie(w, s.sessionCookie(r, id.Reveal(), 0))
-		http.Redirect(w, r, page.Next, http.StatusSeeOther)
+func (s *Server) signin(w http.ResponseWriter, r *http.Request) {
+	a := s.o.Auth
+	if !s.sameOrigin(r) {
+		// Another site's form signing this browser in to an account of
+		// the attacker's choosing ("login CSRF").
+		s.showSignin(w, r, SigninPage{Status: http.StatusForbidden, Error: "Sign-in must come from crier's own sign-in page.", Next: "/"})
+		return
 	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		s.showSignin(w, r, SigninPage{Status: http.StatusBadRequest, Error: "The sign-in form could not be read; reload the page and try again.", Next: "/"})
+		return
+	}
+	f := r.PostForm
+	page := SigninPage{Next: safeNext(f.Get("next")), Username: f.Get("username")}
+	token, user, password := strings.TrimSpace(f.Get("token")), f.Get("username"), fields.Secret(f.Get("password"))
+	ip := remoteKey(r)
+	limits := []store.SigninLimit{{Key: "addr:" + ip, Max: a.SigninPerAddress}}
+	var how string
+	switch {
+	case token != "":
+		how = "token"
+	case user != "" && password.IsSet():
+		how = "password"
+		limits = append(limits, store.SigninLimit{Key: userLimitKey(user), Max: a.SigninPerUser})
+	default:
+		page.Status, page.Error = http.StatusBadRequest, "Enter an API token, or a username and a password."
+		s.showSignin(w, r, page)
+		return
+	}
+	// Every guess is counted as a failure before it is checked, so a
+	// thousand sent at once, to this server or spread over several on
+	// the same database, cannot all be checked before the first failure
+	// is counted; a success, or a check that could not be made, is taken
+	// back.
+	attempt, wait, err := a.Store.BeginSignin(r.Context(), a.SigninWindow, limits...)
+	if err != nil {
+		s.o.Log.Error("sign-in: count the attempt", "err", err)
+		page.Status, page.Error = http.StatusInternalServerError, "Sign-in is not working right now; see the server log."
+		s.showSignin(w, r, page)
+		return
+	}
+	if wait > 0 {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		s.o.Log.Warn("sign-in refused: too many failures", "with", how, "remote", ip)
+		page.Status, page.RetryAfter = http.StatusTooManyRequests, wait
+		page.Error = fmt.Sprintf("Too many failed sign-ins from this address or for this user. Wait %d seconds, then try again.", secs)
+		s.showSignin(w, r, page)
+		return
+	}
+	var kind, subject, role string
+	var binding []byte
+	if how == "token" {
+		kind, subject, role, binding, err = s.signinToken(r, token)
+	} else {
+		var u store.User
+		u, err = a.Store.CheckPassword(r.Context(), user, password)
+		if errors.Is(err, store.ErrBadPassword) {
+			err = errBadCredentials
+		}
+		kind, subject, role = store.SessionUser, u.Name, u.Role
+	}
+	if errors.Is(err, errBadCredentials) {
+		s.o.Log.Warn("sign-in failed", "with", how, "remote", ip)
+		page.Status, page.Error = http.StatusUnauthorized, "Sign-in failed: that token, or that username and password, is not right."
+		s.showSignin(w, r, page)
+		return
+	}
+	if ferr := a.Store.ForgetSignin(context.WithoutCancel(r.Context()), attempt); ferr != nil {
+		s.o.Log.Error("sign-in: take back the attempt", "err", ferr)
+	}
+	if err != nil {
+		s.o.Log.Error("sign-in", "err", err)
+		page.Status, page.Error = http.StatusInternalServerError, "Sign-in is not working right now; see the server log."
+		s.showSignin(w, r, page)
+		return
+	}
+	// A fresh id on every sign-in: an id planted in the browser before
+	// (session fixation) never becomes a signed-in one.
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		_ = a.Store.DeleteSession(r.Context(), c.Value)
+	}
+	id, _, err := a.Store.CreateSession(r.Context(), kind, subject, role, binding, a.SessionIdle)
+	if err != nil {
+		s.o.Log.Error("sign-in: create session", "err", err)
+		page.Status, page.Error = http.StatusInternalServerError, "Sign-in is not working right now; see the server log."
+		s.showSignin(w, r, page)
+		return
+	}
+	s.o.Log.Info("signed in", "who", subject, "kind", kind, "role", role, "remote", ip)
+	http.SetCookie(w, s.sessionCookie(r, id.Reveal(), 0))
+	http.Redirect(w, r, page.Next, http.StatusSeeOther)
 }
 
 // signinToken checks a token typed into the sign-in form: a config token
@@ -216,40 +227,13 @@ func remoteKey(r *http.Request) string {
 	return ip.String()
 }
 
-// signinLimiter counts failed sign-ins per remote address: burst failures
-// at once, then one per interval. Addresses whose allowance is full again
-// are forgotten when the table grows, so it stays small.
-type signinLimiter struct {
-	mu    sync.Mutex
-	every rate.Limit
-	burst int
-	m     map[string]*rate.Limiter
-}
-
-// take reserves one attempt for key. It returns the reservation (cancel
-// it to give the attempt back), or how long key must wait when it has
-// none left.
-func (l *signinLimiter) take(key string, now time.Time) (*rate.Reservation, time.Duration) {
-	l.mu.Lock()
-	lim := l.m[key]
-	if lim == nil {
-		if len(l.m) >= 4096 {
-			for k, v := range l.m {
-				if v.TokensAt(now) >= float64(l.burst) {
-					delete(l.m, k)
-				}
-			}
-		}
-		lim = rate.NewLimiter(l.every, l.burst)
-		l.m[key] = lim
-	}
-	l.mu.Unlock()
-	res := lim.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return nil, d
-	}
-	return res, 0
+// userLimitKey is what failed sign-ins for the user name typed are
+// counted under: a hash, so the database does not keep what people typed
+// in the name field (sometimes their password), only long enough to
+// count it.
+func userLimitKey(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return "user:" + base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 var signinTmpl = template.Must(template.New("signin").Parse(`<!doctype html>

@@ -48,7 +48,7 @@ func TestServer_Signin_Ways(t *testing.T) {
 }
 
 func TestServer_Signin_Failures(t *testing.T) {
-	e := newAuthEnv(t, false, func(o *Options) { o.Auth.SigninBurst = 100 })
+	e := newAuthEnv(t, false, func(o *Options) { o.Auth.SigninPerAddress, o.Auth.SigninPerUser = 100, 100 })
 	e.addUser("alice", "admin")
 	revoked := e.token("old", "admin")
 	if err := e.st.RevokeToken(context.Background(), "old"); err != nil {
@@ -88,44 +88,43 @@ func TestServer_Signin_Failures(t *testing.T) {
 	}
 }
 
+// TestServer_Signin_RateLimited proves failures from one address are
+// limited (even a right password waits), other addresses are not, and
+// failures older than the window no longer count.
 func TestServer_Signin_RateLimited(t *testing.T) {
-	e := newAuthEnv(t, false) // 3 failures, then one a minute
+	e := newAuthEnv(t, false) // 3 failures an address, 5 a user, in any minute
 	e.addUser("alice", "admin")
-	post := func(remote, password string) *httptest.ResponseRecorder {
-		form := url.Values{"username": {"alice"}, "password": {password}}
-		r := httptest.NewRequest("POST", SigninPath, strings.NewReader(form.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.RemoteAddr = remote
-		w := httptest.NewRecorder()
-		e.s.ServeHTTP(w, r)
-		return w
-	}
+	e.addUser("bob", "viewer")
 	const attacker, other = "192.0.2.7:4000", "198.51.100.9:4000"
 	steps := []struct {
 		advance  time.Duration
 		remote   string
+		user     string
 		password string
 		want     int
 	}{
-		{0, attacker, "guess-number-1", 401},
-		{0, attacker, "guess-number-2", 401},
-		{0, attacker, "guess-number-3", 401},
-		{0, attacker, "guess-number-4", 429},
-		{0, attacker, authPassword, 429}, // not even checked
-		{0, other, authPassword, 303},
-		{30 * time.Second, attacker, authPassword, 429},
-		{30 * time.Second, attacker, "guess-number-5", 401},
-		{0, attacker, "guess-number-6", 429},
-		{time.Minute, attacker, authPassword, 303},
-		{0, "[2001:db8:1:2::1]:4000", "guess-v6", 401},
-		{0, "[2001:db8:1:2::2]:4000", "guess-v6", 401},
-		{0, "[2001:db8:1:2::3]:4000", "guess-v6", 401},
-		{0, "[2001:db8:1:2::4]:4000", "guess-v6", 429}, // same /64
-		{0, "[2001:db8:1:3::4]:4000", "guess-v6", 401},
+		{0, attacker, "alice", "guess-number-1", 401},
+		{0, attacker, "alice", "guess-number-2", 401},
+		{0, attacker, "alice", "guess-number-3", 401},
+		{0, attacker, "alice", "guess-number-4", 429},
+		{0, attacker, "alice", authPassword, 429}, // not even checked
+		{0, attacker, "bob", authPassword, 429},   // the address is limited, whoever it signs in as
+		{0, other, "alice", authPassword, 303},
+		{30 * time.Second, attacker, "alice", authPassword, 429},
+		{30 * time.Second, attacker, "alice", "guess-number-5", 401}, // the first three are a minute old
+		{0, attacker, "alice", "guess-number-6", 401},
+		{0, attacker, "alice", "guess-number-7", 401},
+		{0, attacker, "alice", "guess-number-8", 429},
+		{time.Minute, attacker, "alice", authPassword, 303},
+		{0, "[2001:db8:1:2::1]:4000", "bob", "guess-v6", 401},
+		{0, "[2001:db8:1:2::2]:4000", "bob", "guess-v6", 401},
+		{0, "[2001:db8:1:2::3]:4000", "bob", "guess-v6", 401},
+		{0, "[2001:db8:1:2::4]:4000", "bob", "guess-v6", 429}, // same /64
+		{0, "[2001:db8:1:3::4]:4000", "bob", "guess-v6", 401},
 	}
 	for i, s := range steps {
 		e.clock.Add(s.advance)
-		w := post(s.remote, s.password)
+		w := e.post(s.remote, url.Values{"username": {s.user}, "password": {s.password}})
 		if w.Code != s.want {
 			t.Fatalf("step %d (%s): %d, want %d\n%s", i, s.remote, w.Code, s.want, w.Body.String())
 		}
@@ -133,6 +132,60 @@ func TestServer_Signin_RateLimited(t *testing.T) {
 			t.Errorf("step %d: 429 without Retry-After", i)
 		}
 	}
+}
+
+// TestServer_Signin_UserLimited proves guesses at one user spread over
+// many addresses are limited too, while that user's token and other users
+// are not; and that a success is not counted.
+func TestServer_Signin_UserLimited(t *testing.T) {
+	e := newAuthEnv(t, false) // 3 failures an address, 5 a user, in any minute
+	e.addUser("alice", "admin")
+	e.addUser("bob", "viewer")
+	tok := e.token("alice-ci", "viewer")
+	from := func(i int) string { return fmt.Sprintf("203.0.113.%d:5000", i) }
+	for i := range 4 {
+		if w := e.post(from(i), url.Values{"username": {"alice"}, "password": {fmt.Sprintf("spread-guess-%d", i)}}); w.Code != 401 {
+			t.Fatalf("guess %d: %d", i, w.Code)
+		}
+	}
+	// Successes in between are not failures.
+	for i := range 3 {
+		if w := e.post(from(50), url.Values{"username": {"alice"}, "password": {authPassword}}); w.Code != 303 {
+			t.Fatalf("right password %d: %d", i, w.Code)
+		}
+	}
+	if w := e.post(from(4), url.Values{"username": {"alice"}, "password": {"spread-guess-4"}}); w.Code != 401 {
+		t.Fatalf("the fifth failure: %d", w.Code)
+	}
+	steps := []struct {
+		name string
+		form url.Values
+		want int
+	}{
+		{"alice from a new address", url.Values{"username": {"alice"}, "password": {authPassword}}, 429},
+		{"a user name alike but not the same", url.Values{"username": {"Alice"}, "password": {"guess"}}, 401},
+		{"bob", url.Values{"username": {"bob"}, "password": {authPassword}}, 303},
+		{"a token", url.Values{"token": {tok}}, 303},
+	}
+	for i, s := range steps {
+		if w := e.post(from(100+i), s.form); w.Code != s.want {
+			t.Errorf("%s: %d, want %d", s.name, w.Code, s.want)
+		}
+	}
+	e.clock.Add(time.Minute)
+	if w := e.post(from(200), url.Values{"username": {"alice"}, "password": {authPassword}}); w.Code != 303 {
+		t.Errorf("alice a minute later: %d", w.Code)
+	}
+}
+
+// post sends the sign-in form from remote, straight to the handler.
+func (e *authEnv) post(remote string, form url.Values) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("POST", SigninPath, strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.RemoteAddr = remote
+	w := httptest.NewRecorder()
+	e.s.ServeHTTP(w, r)
+	return w
 }
 
 func TestServer_Signin_NextStaysLocal(t *testing.T) {
@@ -175,7 +228,7 @@ func TestServer_SessionCookie_Secure(t *testing.T) {
 // TestServer_Signin_ParallelGuesses proves guesses sent all at once are
 // counted before any is checked: only the allowance gets a bcrypt check.
 func TestServer_Signin_ParallelGuesses(t *testing.T) {
-	e := newAuthEnv(t, false) // 3 failures, then one a minute; the clock stands still
+	e := newAuthEnv(t, false) // 3 failures an address in any minute; the clock stands still
 	e.addUser("alice", "admin")
 	const n = 12
 	codes := make(chan int, n)

@@ -64,7 +64,7 @@ var copyTables = []string{
 	"leases", "subscribers", "opt_outs", "incidents", "incident_updates",
 	"triggers", "messages", "deliveries", "ack_policies", "acks", "inbound",
 	"delivery_events", "threads", "schedule_runs", "api_requests",
-	"api_tokens", "users", "sessions", "meta",
+	"api_tokens", "users", "sessions", "signin_failures", "meta",
 }
 
 // Copy copies every row of every table of src into dst, keeping ids,

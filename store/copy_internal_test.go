@@ -263,8 +263,8 @@ func TestCopy_SQLiteToPostgresAndBack_EveryColumn(t *testing.T) {
 			}
 		}
 	}
-	if identities != 5 {
-		t.Errorf("%d identity columns on PostgreSQL, want 5 (triggers, messages, deliveries, inbound, delivery_events)", identities)
+	if identities != 6 {
+		t.Errorf("%d identity columns on PostgreSQL, want 6 (triggers, messages, deliveries, inbound, delivery_events, signin_failures)", identities)
 	}
 
 	back := openForCopy(t, sqliteURL(t))

@@ -122,3 +122,51 @@ func TestOpen_UpgradesFirstReleaseDatabase(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A PostgreSQL database made at schema v3 (the first PostgreSQL release)
+// opens under this version: it is upgraded in place and keeps its rows
+// and its installation id. (A new database is made the same way, v3 and
+// then every upgrade; TestSchema_SameOnBothEngines compares the result
+// with SQLite's.)
+func TestOpen_UpgradesPostgresV3Database(t *testing.T) {
+	ctx := context.Background()
+	oldURL := storetest.Postgres(t)
+	db, err := sql.Open("pgx", oldURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	schemaV3, err := os.ReadFile(filepath.Join("postgres", "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		string(schemaV3),
+		`CREATE TABLE crier_schema (version BIGINT NOT NULL)`,
+		`INSERT INTO crier_schema(version) VALUES(3)`,
+		`INSERT INTO meta(key,value) VALUES('installation','0123456789abcdef0123456789abcdef')`,
+		`INSERT INTO triggers(id,key,kind,name,planned,created_at) VALUES(1,'send:old','send','old',0,1)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%.60s: %v", q, err)
+		}
+	}
+	st, err := OpenURL(ctx, oldURL)
+	if err != nil {
+		t.Fatalf("Open of a v3 database: %v", err)
+	}
+	defer st.Close()
+	var v int
+	if err := st.w.db.QueryRowContext(ctx, `SELECT version FROM crier_schema`).Scan(&v); err != nil || v != SchemaVersion {
+		t.Fatalf("version = %d, %v; want %d", v, err, SchemaVersion)
+	}
+	if st.Installation() != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("installation after the upgrade = %q, want the old one", st.Installation())
+	}
+	if tr, ok, err := st.TriggerByKey(ctx, "send:old"); err != nil || !ok || tr.ID != 1 {
+		t.Errorf("the old trigger after the upgrade: %+v, %v, %v", tr, ok, err)
+	}
+	if _, wait, err := st.BeginSignin(ctx, time.Minute, SigninLimit{Key: "addr:192.0.2.1", Max: 1}); err != nil || wait != 0 {
+		t.Errorf("counting a sign-in after the upgrade: wait %v, %v", wait, err)
+	}
+}

@@ -149,6 +149,19 @@ func tokensRevokeCmd(e *env) *cobra.Command {
 }
 
 // authOptions turns on database tokens and dashboard sign-in for serve.
+// Dashboard sessions signed in with a server.tokens token are keyed by
+// server.session_secret, else webhooks.ack_secret: secrets every server
+// on the database has and the database does not. Without either, such a
+// session works only on the server that signed it in, which on a
+// database shared by several servers is worth a warning.
 func (a *app) authOptions() *server.AuthOptions {
-	return &server.AuthOptions{Store: a.st, PublicURL: a.cfg.Server.PublicURL, Now: a.env.now}
+	secret := a.cfg.Server.SessionSecret
+	if !secret.IsSet() {
+		secret = a.cfg.Webhooks.AckSecret
+	}
+	if !secret.IsSet() && a.st.Clustered() && len(a.cfg.Server.Tokens) > 0 {
+		a.log.Warn("dashboard sessions signed in with a server.tokens token work only on the server that signed them in: " +
+			"set server.session_secret, the same on every server")
+	}
+	return &server.AuthOptions{Store: a.st, PublicURL: a.cfg.Server.PublicURL, SessionSecret: secret}
 }

@@ -74,11 +74,23 @@ var upgrades = []string{
 	     key   TEXT PRIMARY KEY,
 	     value TEXT NOT NULL
 	 );`,
+	// v4: failed sign-ins are counted in the database, so the limit on
+	// guessing holds for every crier server on it, not per process. A
+	// sign-in attempt is written before its credentials are checked (so
+	// parallel guesses are counted too) and deleted again when it
+	// succeeds; rows older than the window are deleted as sign-ins come.
+	`CREATE TABLE signin_failures (
+	     id        INTEGER PRIMARY KEY,
+	     key       TEXT NOT NULL,     -- what is limited: an address, or a hash of the user name typed
+	     failed_at INTEGER NOT NULL   -- when (unix ms)
+	 );
+	 CREATE INDEX signin_failures_count ON signin_failures(key, failed_at);
+	 CREATE INDEX signin_failures_age ON signin_failures(failed_at);`,
 }
 
 // SchemaVersion is the schema this binary writes. A database with a newer
 // version is refused rather than damaged.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Engine is an open SQLite database file.
 type Engine struct {
