@@ -63,12 +63,14 @@ type Engine struct {
 	db    *sql.DB
 	where string
 	conn  *pgx.ConnConfig // for the named locks' own connection
+	// schema is where crier's tables are (the connection's current
+	// schema); writeLock the key serialized writes take.
+	schema    string
+	writeLock int64
 }
 
 var _ engine.Engine = (*Engine)(nil)
 
-// writeLock is the advisory lock every serialized write transaction takes.
-var writeLock = lockKey("write")
 
 // Open connects to the database at rawURL (postgres://…) and brings its
 // schema up to date. Errors never print the password.
@@ -97,6 +99,11 @@ func Open(ctx context.Context, rawURL string) (*Engine, error) {
 		return nil, fmt.Errorf("store: connect to %s: %s", where, scrub(err, rawURL))
 	}
 	e := &Engine{pool: pool, db: stdlib.OpenDBFromPool(pool), where: where, conn: cfg.ConnConfig.Copy()}
+	if err := e.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&e.schema); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("store: %s: which schema: %w (is search_path a schema that exists?)", where, err)
+	}
+	e.writeLock = e.lockKey("write")
 	if err := e.migrate(ctx); err != nil {
 		e.Close()
 		return nil, err
@@ -146,7 +153,7 @@ func (e *Engine) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: migrate %s: %w", e.where, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("migrate")); err != nil {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, e.lockKey("migrate")); err != nil {
 		return fmt.Errorf("store: migrate %s: %w", e.where, err)
 	}
 	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS crier_schema (version BIGINT NOT NULL)`); err != nil {
@@ -222,7 +229,7 @@ func (e *Engine) Begin(ctx context.Context, serialized bool) (*sql.Tx, error) {
 		return nil, err
 	}
 	if serialized {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, e.writeLock); err != nil {
 			_ = tx.Rollback()
 			return nil, err
 		}
@@ -259,10 +266,12 @@ func (e *Engine) Close() error {
 }
 
 // lockKey is the advisory lock key for a name: 64 bits of FNV-1a of
-// "crier:" and the name.
-func lockKey(name string) int64 {
+// "crier:", the schema crier's tables are in, and the name. Advisory locks
+// belong to the whole database: two crier installations in two schemas of
+// one database (or tests side by side) must not share them.
+func (e *Engine) lockKey(name string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("crier:" + name))
+	h.Write([]byte("crier:" + e.schema + ":" + name))
 	return int64(h.Sum64())
 }
 
@@ -285,7 +294,7 @@ func (e *Engine) Locks(ctx context.Context) (engine.Locks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: connect to %s for locks: %s", e.where, scrubConfig(err, e.conn))
 	}
-	return &locks{c: c, held: map[string]bool{}}, nil
+	return &locks{c: c, held: map[string]bool{}, key: e.lockKey}, nil
 }
 
 // scrubConfig is err's text without cfg's password.
@@ -301,6 +310,7 @@ type locks struct {
 	mu   sync.Mutex
 	c    *pgx.Conn
 	held map[string]bool
+	key  func(name string) int64
 }
 
 func (l *locks) TryLock(ctx context.Context, name string) (bool, error) {
@@ -311,7 +321,7 @@ func (l *locks) TryLock(ctx context.Context, name string) (bool, error) {
 		return true, nil
 	}
 	var ok bool
-	if err := l.c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, lockKey(name)).Scan(&ok); err != nil {
+	if err := l.c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, l.key(name)).Scan(&ok); err != nil {
 		return false, err
 	}
 	if ok {
@@ -327,7 +337,7 @@ func (l *locks) Unlock(ctx context.Context, name string) error {
 		return nil
 	}
 	delete(l.held, name)
-	_, err := l.c.Exec(ctx, `SELECT pg_advisory_unlock($1)`, lockKey(name))
+	_, err := l.c.Exec(ctx, `SELECT pg_advisory_unlock($1)`, l.key(name))
 	return err
 }
 
