@@ -71,7 +71,6 @@ type Engine struct {
 
 var _ engine.Engine = (*Engine)(nil)
 
-
 // Open connects to the database at rawURL (postgres://…) and brings its
 // schema up to date. Errors never print the password.
 func Open(ctx context.Context, rawURL string) (*Engine, error) {
