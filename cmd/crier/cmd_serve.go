@@ -62,7 +62,9 @@ func (a *app) serve(ctx context.Context) error {
 	// This process's roles in the cluster (on SQLite it is the cluster):
 	// the scheduler, and each channel whose pace holds for every process.
 	member := cluster.New(func(ctx context.Context) (cluster.Locks, error) { return a.st.Locks(ctx) }, 3*time.Second, a.log)
-	a.disp.SetHold(member.Hold)
+	if a.st.Clustered() {
+		a.disp.SetHold(member.Hold)
+	}
 	ln, err := net.Listen("tcp", a.cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("server.listen %s: %w", a.cfg.Server.Listen, err)
