@@ -132,13 +132,6 @@ func (b *breaker) probeDone() {
 	b.probe = false
 }
 
-// inOutage reports whether the lane is paused or probing.
-func (b *breaker) inOutage() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.state != closed
-}
-
 // succeeded records an answer from the provider that is not a temporary
 // failure (a message accepted, or refused for its recipient): the channel
 // works.

@@ -255,26 +255,6 @@ func (s *Store) Record(ctx context.Context, results []Result) error {
 	return s.write(ctx, false, func(t *Tx) error { return t.record(results) })
 }
 
-// RecordAndMark records results and then marks ids sending (as Record
-// and MarkSending), in one transaction: a dispatcher about to send its
-// next messages first makes the outcomes of its last ones durable, so
-// what a crash leaves in doubt is bounded by the sends really in flight.
-func (s *Store) RecordAndMark(ctx context.Context, results []Result, holder string, ids []int64, lease time.Duration) ([]int64, error) {
-	var marked []int64
-	err := s.Write(ctx, func(t *Tx) error {
-		if err := t.record(results); err != nil {
-			return err
-		}
-		var err error
-		marked, err = t.markSending(holder, ids, lease)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return marked, nil
-}
-
 // record writes the outcomes of attempts (see Record).
 func (t *Tx) record(results []Result) error {
 	now := ms(t.s.now())

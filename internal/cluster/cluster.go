@@ -121,14 +121,6 @@ func (m *Member) Hold(ctx context.Context, role string) (lost <-chan struct{}, r
 	}
 }
 
-// Holds reports whether this process holds role now.
-func (m *Member) Holds(role string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.held[role]
-	return ok
-}
-
 func (m *Member) try(ctx context.Context, role string) (chan struct{}, bool) {
 	sess, err := m.session(ctx)
 	if err != nil {
