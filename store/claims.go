@@ -81,8 +81,8 @@ func holderOr(h string) string {
 }
 
 // Claim leases up to o.Limit due, unclaimed deliveries of one channel to
-// o.Holder, most urgent first. They stay queued: MarkSending makes each
-// sending just before it is sent.
+// o.Holder, most urgent first: marked sending if o.Send, else left queued
+// (a lease only, given back as it was if the holder dies).
 func (s *Store) Claim(ctx context.Context, o ClaimOptions) ([]Claimed, error) {
 	var out []Claimed
 	err := s.write(ctx, false, func(t *Tx) error {
@@ -198,52 +198,6 @@ func (t *Tx) claim(o ClaimOptions) ([]Claimed, error) {
 		return nil, err
 	}
 	return out, nil
-}
-
-// MarkSending makes the claimed deliveries ids sending, immediately
-// before their provider calls: it counts the attempt, records when the
-// request started and extends the lease by lease. It returns the ids it
-// marked; a delivery holder no longer holds (its lease ran out and another
-// process took it, or an operator changed it) is left out and must not be
-// sent. The commit is durable before it returns, so a delivery that was
-// never marked was never handed to a provider.
-func (s *Store) MarkSending(ctx context.Context, holder string, ids []int64, lease time.Duration) ([]int64, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	var marked []int64
-	err := s.Write(ctx, func(t *Tx) error {
-		var err error
-		marked, err = t.markSending(holder, ids, lease)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return marked, nil
-}
-
-func (t *Tx) markSending(holder string, ids []int64, lease time.Duration) ([]int64, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	now := t.s.now()
-	rows, err := t.query(`UPDATE deliveries SET status='sending', attempts=attempts+1, attempt_at=?, lease_until=?, updated_at=?
-		WHERE id IN (SELECT value FROM json_each(?)) AND claimed_by=? AND status='queued'
-		RETURNING id`, ms(now), ms(now.Add(lease)), ms(now), jsonIDs(ids), holderOr(holder))
-	if err != nil {
-		return nil, fmt.Errorf("store: mark deliveries sending: %w", err)
-	}
-	defer rows.Close()
-	marked := make([]int64, 0, len(ids))
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		marked = append(marked, id)
-	}
-	return marked, rows.Err()
 }
 
 // Orphans says whose claims ReleaseOrphans gives up.

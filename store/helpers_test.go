@@ -191,17 +191,11 @@ func claim(tb testing.TB, st *store.Store, o store.ClaimOptions) []store.Claimed
 	if o.Lease == 0 {
 		o.Lease = 5 * time.Minute
 	}
+	// As the dispatcher does: what is claimed is sent at once.
+	o.Send = true
 	c, err := st.Claim(context.Background(), o)
 	if err != nil {
 		tb.Fatalf("Claim: %v", err)
-	}
-	// As the dispatcher does just before each provider call.
-	ids := make([]int64, len(c))
-	for i := range c {
-		ids[i] = c[i].ID
-	}
-	if marked, err := st.MarkSending(context.Background(), o.Holder, ids, o.Lease); err != nil || len(marked) != len(ids) {
-		tb.Fatalf("MarkSending: %d of %d, %v", len(marked), len(ids), err)
 	}
 	return c
 }

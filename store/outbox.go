@@ -229,7 +229,7 @@ type Result struct {
 	Segments int
 	NextAt   time.Time // for a retry
 	// Uncount gives the attempt back (the channel was paused, the
-	// recipient was not at fault). Only for a delivery MarkSending marked.
+	// recipient was not at fault). Only for a delivery claimed to send.
 	Uncount bool
 	// Thread, when set, is the thread reference to keep for the
 	// delivery's incident, channel and address (first one wins, unless

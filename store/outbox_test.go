@@ -162,16 +162,18 @@ func TestStore_ReleaseOrphans(t *testing.T) {
 				t.Fatal(err)
 			}
 			enqueue(t, st, "send:1", delivery("a"), delivery("b"), delivery("c", func(d *store.NewDelivery) { d.Channel = "other" }))
-			cs, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 10, Lease: time.Minute, Holder: "node-a"})
-			if err != nil || len(cs) != 2 {
-				t.Fatalf("Claim: %d, %v", len(cs), err)
+			// a is claimed ahead (a lease, nothing attempted); b's
+			// request to the provider starts (a claim to send).
+			ca, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 1, Lease: time.Minute, Holder: "node-a"})
+			if err != nil || len(ca) != 1 {
+				t.Fatalf("Claim: %d, %v", len(ca), err)
+			}
+			cb, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 1, Lease: time.Minute, Holder: "node-a", Send: true})
+			if err != nil || len(cb) != 1 {
+				t.Fatalf("Claim to send: %d, %v", len(cb), err)
 			}
 			if _, err := st.Claim(ctx, store.ClaimOptions{Channel: "other", Limit: 10, Lease: time.Minute, Holder: "node-a"}); err != nil {
 				t.Fatal(err)
-			}
-			// b's request to the provider starts; a waits its turn.
-			if m, err := st.MarkSending(ctx, "node-a", []int64{cs[1].ID}, time.Minute); err != nil || len(m) != 1 {
-				t.Fatalf("MarkSending: %v, %v", m, err)
 			}
 			startedAt := clk.Now()
 			clk.Add(tt.advance)
@@ -215,37 +217,39 @@ func TestStore_ReleaseOrphans(t *testing.T) {
 
 // A claim is not an attempt: a process's own claims are never taken as
 // orphans, a result from a process that lost its claim is ignored, and a
-// claim another process holds cannot be marked.
+// claimed row is claimed by nobody else, and a result from a process that
+// does not hold it is ignored.
 func TestStore_Claim_HolderOwnsItsRows(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock(t0)
 	st, _ := open(t, clk)
-	enqueue(t, st, "send:1", delivery("a"))
-	cs, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 1, Lease: time.Minute, Holder: "node-a"})
-	if err != nil || len(cs) != 1 || cs[0].Holder != "node-a" || cs[0].Attempts != 1 {
-		t.Fatalf("Claim = %+v, %v", cs, err)
+	enqueue(t, st, "send:1", delivery("a"), delivery("b"))
+	ahead, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 1, Lease: time.Minute, Holder: "node-a"})
+	if err != nil || len(ahead) != 1 || ahead[0].Holder != "node-a" || ahead[0].Attempts != 1 {
+		t.Fatalf("Claim = %+v, %v", ahead, err)
 	}
-	if c, _ := st.Counts(ctx, nil); c[store.StatusQueued] != 1 {
-		t.Errorf("counts after a claim = %v, want it still queued (nothing attempted)", c)
+	if c, _ := st.Counts(ctx, nil); c[store.StatusQueued] != 2 {
+		t.Errorf("counts after a claim ahead = %v, want it still queued (nothing attempted)", c)
 	}
-	if again, _ := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 1, Lease: time.Minute, Holder: "node-b"}); len(again) != 0 {
+	cs, err := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 5, Lease: time.Minute, Holder: "node-a", Send: true})
+	if err != nil || len(cs) != 1 || cs[0].ID == ahead[0].ID || cs[0].Attempts != 1 {
+		t.Fatalf("Claim to send = %+v, %v; want the other row, its first attempt", cs, err)
+	}
+	if c, _ := st.Counts(ctx, nil); c[store.StatusSending] != 1 {
+		t.Errorf("counts after a claim to send = %v, want one sending", c)
+	}
+	if again, _ := st.Claim(ctx, store.ClaimOptions{Channel: "sms", Limit: 5, Lease: time.Minute, Holder: "node-b", Send: true}); len(again) != 0 {
 		t.Fatalf("a claimed row was claimed again: %+v", again)
-	}
-	if m, err := st.MarkSending(ctx, "node-b", []int64{cs[0].ID}, time.Minute); err != nil || len(m) != 0 {
-		t.Errorf("node-b marked node-a's claim: %v, %v", m, err)
 	}
 	if rec, err := st.ReleaseOrphans(ctx, store.Orphans{Channel: "sms", Self: "node-a"}); err != nil || rec != (store.Recovered{}) {
 		t.Errorf("node-a's own claims recovered: %+v, %v", rec, err)
 	}
 	record(t, st, store.Result{ID: cs[0].ID, Status: store.StatusSent, Holder: "node-b"})
-	if r := rows(t, st)["send:1/a/sms"]; r.Status != store.StatusQueued {
+	if r := rows(t, st)["send:1/b/sms"]; r.Status != store.StatusSending {
 		t.Errorf("a result from a process that does not hold the row was applied: %s", r.Status)
 	}
-	if m, err := st.MarkSending(ctx, "node-a", []int64{cs[0].ID}, time.Minute); err != nil || len(m) != 1 {
-		t.Fatalf("node-a could not mark its claim: %v, %v", m, err)
-	}
 	record(t, st, store.Result{ID: cs[0].ID, Status: store.StatusSent, ProviderID: "SM1", Segments: 2, Holder: "node-a"})
-	r := rows(t, st)["send:1/a/sms"]
+	r := rows(t, st)["send:1/b/sms"]
 	if r.Status != store.StatusSent || r.Attempts != 1 || r.ProviderSegments != 2 || r.Segments != 1 {
 		t.Errorf("row = %+v, want sent after 1 attempt with crier's 1 segment and the provider's 2", r)
 	}
