@@ -350,7 +350,7 @@ func (t *Tx) recordRunArrays(run []Result, now int64, ev *eventWriter) error {
 	valid := func(v []string) []string { // PostgreSQL's text is UTF-8 (see Store.args)
 		for i, x := range v {
 			if !utf8.ValidString(x) {
-				v[i] = strings.ToValidUTF8(x, "\uFFFD")
+				v[i] = validText(x)
 			}
 		}
 		return v

@@ -173,7 +173,7 @@ func (s *Store) args(args []any) []any {
 			}
 		case string:
 			if s.utf8 && !utf8.ValidString(v) {
-				set(i, strings.ToValidUTF8(v, "\uFFFD"))
+				set(i, validText(v))
 			}
 		}
 	}
@@ -192,6 +192,9 @@ func (d dbh) BeginTx(ctx context.Context, o *sql.TxOptions) (txh, error) {
 	tx, err := d.db.BeginTx(ctx, o)
 	return txh{tx: tx, s: d.s}, err
 }
+
+// validText is s with every byte that is not UTF-8 replaced by U+FFFD.
+func validText(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 
 // txh is a transaction whose statements are rebound for the engine.
 type txh struct {
