@@ -382,17 +382,24 @@ func (d *Dispatcher) inFlight(ctx context.Context, triggerIDs []int64) int {
 // recoverLoop runs Recover every few seconds until ctx ends: the claims
 // of a process that died come back once its heartbeat has run out.
 func (d *Dispatcher) recoverLoop(ctx context.Context) {
-	t := time.NewTicker(d.recoverEvery())
+	every(ctx, d.recoverEvery(), func() {
+		if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
+			d.opts.Log.Error("recover the claims of stopped processes", "err", err)
+		}
+		d.Notify()
+	})
+}
+
+// every runs fn every period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := d.Recover(ctx); err != nil && ctx.Err() == nil {
-				d.opts.Log.Error("recover the claims of stopped processes", "err", err)
-			}
-			d.Notify()
+			fn()
 		}
 	}
 }
@@ -405,18 +412,11 @@ func (d *Dispatcher) recoverEvery() time.Duration {
 // removes its heartbeat when it ends (everything it held is recorded by
 // then).
 func (d *Dispatcher) heartbeat(ctx context.Context) {
-	t := time.NewTicker(d.opts.Heartbeat / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := d.st.NodeHeartbeat(ctx, d.holder, d.opts.Heartbeat); err != nil && ctx.Err() == nil {
-				d.opts.Log.Error("heartbeat", "err", err)
-			}
+	every(ctx, d.opts.Heartbeat/3, func() {
+		if err := d.st.NodeHeartbeat(ctx, d.holder, d.opts.Heartbeat); err != nil && ctx.Err() == nil {
+			d.opts.Log.Error("heartbeat", "err", err)
 		}
-	}
+	})
 }
 
 // run drives every lane (only the given triggers' deliveries, when set) and

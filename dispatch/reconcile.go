@@ -30,15 +30,7 @@ func (d *Dispatcher) reconcileLoop(ctx context.Context) {
 	if len(lanes) == 0 {
 		return
 	}
-	every := max(time.Second, min(5*time.Second, d.opts.ReconcileFirst/3))
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, max(time.Second, min(5*time.Second, d.opts.ReconcileFirst/3)), func() {
 		for _, ln := range lanes {
 			if n, err := d.Reconcile(ctx, ln.ch.Name()); err != nil && ctx.Err() == nil {
 				d.opts.Log.Error("reconcile deliveries in doubt", "channel", ln.ch.Name(), "err", err)
@@ -46,7 +38,7 @@ func (d *Dispatcher) reconcileLoop(ctx context.Context) {
 				d.Notify()
 			}
 		}
-	}
+	})
 }
 
 // Reconcile asks channel's provider about its deliveries in doubt that are
